@@ -1,0 +1,39 @@
+# ILP Gateway: `make run` serves the API on 127.0.0.1:8080/fhir; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FHIR_PACKAGE := .cache/fhir/hl7.fhir.r4.examples-4.0.1/package/package.json
+
+.PHONY: install run test lint fhir-package bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+fhir-package: $(FHIR_PACKAGE)
+
+$(FHIR_PACKAGE): | $(VENV)/.installed
+	ILP_PACKAGE_CACHE=.cache/fhir $(BIN)/ilp package fetch
+
+run: install
+	$(BIN)/ilp db upgrade
+	$(BIN)/ilp profiles load
+	$(BIN)/ilp serve
+
+test: install fhir-package
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python bench/crud.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

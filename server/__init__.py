@@ -1,0 +1,29 @@
+"""ILP Gateway: a FHIR R4 server for Indonesia's Integrasi Layanan Primer.
+
+``create_app`` is the only way to build the application: tests pass their own
+Settings; ``wsgi.py`` passes none and the environment is read once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask
+
+from server.config import Settings
+from server.http import error_handlers, fhir_api
+from server.services.context import ServiceContext
+from server.storage.db import create_db_engine
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask application for ``settings`` (default: from ILP_* variables)."""
+    settings = settings or Settings.from_env(os.environ)
+    logging.basicConfig(level=settings.log_level.upper())
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["ilp"] = ServiceContext(settings, create_db_engine(settings))
+    app.register_blueprint(fhir_api.bp)
+    error_handlers.register(app)
+    return app

@@ -1,0 +1,87 @@
+"""Typed configuration, read once from ``ILP_*`` environment variables.
+
+This is the only module that reads the environment.  Tests build a ``Settings``
+directly (or with ``dataclasses.replace``) and pass it to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ENV_PREFIX = "ILP_"
+
+
+class ConfigError(ValueError):
+    """A configuration variable has a value of the wrong shape."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the server; README.md documents each field as ``ILP_<FIELD>``."""
+
+    database_url: str = "sqlite:///var/ilp.sqlite3"
+    base_url: str = "http://127.0.0.1:8080/fhir"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    default_count: int = 20
+    max_count: int = 1000
+    max_body_bytes: int = 16 * 1024 * 1024
+    allow_update_create: bool = True
+    profiles_dir: str = "profiles"
+    package_cache: str = ".cache/fhir"
+    gzip_min_bytes: int = 1024
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from ``ILP_*`` variables; raises ConfigError naming a bad variable."""
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            name = ENV_PREFIX + field.name.upper()
+            if name in environ:
+                values[field.name] = _cast(name, environ[name], _CASTS[str(field.type)])
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Reject combinations that cannot work; raises ConfigError."""
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError("ILP_BASE_URL must be an absolute http(s) URL")
+        if not 0 < self.default_count <= self.max_count:
+            raise ConfigError("ILP_DEFAULT_COUNT must be between 1 and ILP_MAX_COUNT")
+        if self.workers < 1:
+            raise ConfigError("ILP_WORKERS must be at least 1")
+
+    @property
+    def fhir_base(self) -> str:
+        """The FHIR base URL without a trailing slash."""
+        return self.base_url.rstrip("/")
+
+
+def _to_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise ValueError(raw)
+
+
+_CASTS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "str": ("a string", str),
+    "int": ("an integer", int),
+    "bool": ("one of true, false, 1, 0", _to_bool),
+}
+
+
+def _cast(name: str, raw: str, cast: tuple[str, Callable[[str], Any]]) -> Any:
+    expected, function = cast
+    try:
+        return function(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be {expected}, got {raw!r}") from None

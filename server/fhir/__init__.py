@@ -1,0 +1,1 @@
+"""FHIR-generic helpers: no Flask, no SQL."""

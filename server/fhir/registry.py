@@ -1,0 +1,50 @@
+"""Supported resource types and their interactions: one line per type.
+
+The CapabilityStatement, routing checks and the conformance tests all read this
+table, so adding a type here is the whole change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INSTANCE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance")
+TYPE_INTERACTIONS = ("create", "search-type", "history-type")
+ALL_INTERACTIONS = INSTANCE_INTERACTIONS + TYPE_INTERACTIONS
+
+
+@dataclass(frozen=True)
+class ResourceSupport:
+    type: str
+    interactions: tuple[str, ...] = ALL_INTERACTIONS
+
+
+SUPPORTED: dict[str, ResourceSupport] = {
+    support.type: support
+    for support in (
+        ResourceSupport("Organization"),
+        ResourceSupport("Location"),
+        ResourceSupport("Patient"),
+        ResourceSupport("Practitioner"),
+        ResourceSupport("PractitionerRole"),
+        ResourceSupport("Encounter"),
+        ResourceSupport("EpisodeOfCare"),
+        ResourceSupport("Observation"),
+        ResourceSupport("Condition"),
+        ResourceSupport("Procedure"),
+        ResourceSupport("Immunization"),
+        ResourceSupport("QuestionnaireResponse"),
+        ResourceSupport("AuditEvent"),
+        ResourceSupport("Provenance"),
+        ResourceSupport("Bundle"),
+        ResourceSupport("StructureDefinition"),
+        ResourceSupport("ValueSet"),
+        ResourceSupport("CodeSystem"),
+        ResourceSupport("SearchParameter"),
+    )
+}
+
+
+def supports(resource_type: str, interaction: str) -> bool:
+    support = SUPPORTED.get(resource_type)
+    return support is not None and interaction in support.interactions

@@ -1,0 +1,1 @@
+"""HTTP layer (Flask only): parse the request, call a service, render the response."""

@@ -1,0 +1,56 @@
+"""Every error leaves as an OperationOutcome: FhirError, Werkzeug HTTP errors, and faults.
+
+Client errors are logged quietly; a fault is logged with its traceback under a
+reference that the client sees instead of the exception text.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from server.errors import FhirError, Issue, operation_outcome
+from server.fhir import jsonio
+
+logger = logging.getLogger(__name__)
+
+_HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}
+_FHIR_JSON = "application/fhir+json; charset=utf-8"
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(FhirError, _fhir_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _fault)
+
+
+def _outcome_response(status: int, issues: list[Issue], headers: dict[str, str] | None = None) -> Response:
+    response = Response(jsonio.dumps(operation_outcome(issues)), status=status, headers=headers)
+    response.content_type = _FHIR_JSON
+    return response
+
+
+def _fhir_error(error: FhirError) -> Response:
+    logger.info("%s %s: %s", error.status, type(error).__name__, error)
+    return _outcome_response(error.status, error.issues, error.headers)
+
+
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    code = _HTTP_ISSUE_CODES.get(status, "processing" if status >= 500 else "invalid")
+    text = error.description or error.name
+    headers = {k: v for k, v in error.get_response().headers.items() if k in ("Allow", "Retry-After")}
+    return _outcome_response(status, [Issue("error", code, f"{error.name}: {text}")], headers)
+
+
+def _fault(error: Exception) -> Response:
+    if isinstance(error, HTTPException):
+        return _http_error(error)
+    reference = uuid.uuid4().hex
+    logger.exception("internal error, reference %s", reference)
+    return _outcome_response(
+        500, [Issue("fatal", "exception", f"internal error, reference {reference}")]
+    )

@@ -1,0 +1,173 @@
+"""Blueprint ``fhir`` at /fhir: one small view per RESTful interaction.
+
+Each view parses the request, calls one service inside one unit of work, and
+renders the result.  See https://hl7.org/fhir/R4/http.html.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+
+from server.http import negotiation as neg
+from server.http.responses import compress, fhir_response, resource_response, write_response
+from server.services import history as history_service
+from server.services import resources
+from server.services.capability import capability_statement
+from server.services.context import ServiceContext
+from server.services.search.execute import search
+from server.services.search.paging import searchset_bundle
+from server.services.search.parse import parse_search
+from server.services.validation import parse_json, parse_resource
+
+bp = Blueprint("fhir", __name__, url_prefix="/fhir")
+bp.after_request(compress)
+
+
+def ctx() -> ServiceContext:
+    context: ServiceContext = current_app.extensions["ilp"]
+    return context
+
+
+@bp.before_request
+def _negotiate() -> None:
+    # Refuse an unacceptable format before doing any work, writes included.
+    g.fhir_mimetype = neg.response_mimetype(request)
+    g.gzip_min_bytes = ctx().settings.gzip_min_bytes
+
+
+@bp.get("/metadata")
+def metadata() -> Response:
+    settings = ctx().settings
+    return fhir_response(
+        capability_statement(settings.fhir_base, allow_update_create=settings.allow_update_create)
+    )
+
+
+@bp.get("/<rtype>/<rid>")
+def read(rtype: str, rid: str) -> Response:
+    with ctx().unit_of_work() as uow:
+        stored = resources.read(uow, rtype, rid)
+    return resource_response(stored)
+
+
+@bp.get("/<rtype>/<rid>/_history/<vid>")
+def vread(rtype: str, rid: str, vid: str) -> Response:
+    with ctx().unit_of_work() as uow:
+        stored = resources.vread(uow, rtype, rid, vid)
+    return resource_response(stored)
+
+
+@bp.post("/<rtype>")
+def create(rtype: str) -> Response:
+    resources.require_type(rtype, "create")
+    body = _resource_body(rtype)
+    with ctx().unit_of_work(write=True) as uow:
+        result = resources.create(uow, rtype, body, if_none_exist=request.headers.get("If-None-Exist"))
+    return write_response(ctx().settings.fhir_base, result.stored, 201 if result.created else 200)
+
+
+@bp.put("/<rtype>/<rid>")
+def update(rtype: str, rid: str) -> Response:
+    resources.require_type(rtype, "update")
+    body = _resource_body(rtype)
+    with ctx().unit_of_work(write=True) as uow:
+        result = resources.update(uow, rtype, rid, body, if_match=neg.if_match_version(request),
+                                  options=ctx().write_options)
+    return write_response(ctx().settings.fhir_base, result.stored, 201 if result.created else 200)
+
+
+@bp.put("/<rtype>")
+def conditional_update(rtype: str) -> Response:
+    resources.require_type(rtype, "update")
+    body = _resource_body(rtype)
+    with ctx().unit_of_work(write=True) as uow:
+        result = resources.conditional_update(
+            uow, rtype, _query(), body, if_match=neg.if_match_version(request),
+            options=ctx().write_options,
+        )
+    return write_response(ctx().settings.fhir_base, result.stored, 201 if result.created else 200)
+
+
+@bp.patch("/<rtype>/<rid>")
+def patch(rtype: str, rid: str) -> Response:
+    resources.require_type(rtype, "patch")
+    neg.require_media_type(request, neg.PATCH_MEDIA_TYPES)
+    operations = parse_json(request.get_data())
+    with ctx().unit_of_work(write=True) as uow:
+        result = resources.patch(uow, rtype, rid, operations, if_match=neg.if_match_version(request))
+    return write_response(ctx().settings.fhir_base, result.stored, 200)
+
+
+@bp.delete("/<rtype>/<rid>")
+def delete(rtype: str, rid: str) -> Response:
+    with ctx().unit_of_work(write=True) as uow:
+        tombstone = resources.delete(uow, rtype, rid)
+    headers = {"ETag": f'W/"{tombstone.version_id}"'} if tombstone else {}
+    return fhir_response(None, 204, headers)
+
+
+@bp.delete("/<rtype>")
+def conditional_delete(rtype: str) -> Response:
+    resources.require_type(rtype, "delete")
+    with ctx().unit_of_work(write=True) as uow:
+        resources.conditional_delete(uow, rtype, _query())
+    return fhir_response(None, 204)
+
+
+@bp.get("/<rtype>")
+def search_type(rtype: str) -> Response:
+    return _search(rtype, _query())
+
+
+@bp.post("/<rtype>/_search")
+def search_post(rtype: str) -> Response:
+    neg.require_media_type(request, frozenset({"application/x-www-form-urlencoded"}))
+    return _search(rtype, _query() + list(request.form.items(multi=True)))
+
+
+@bp.get("/_history")
+def history_system() -> Response:
+    return _history(None, None)
+
+
+@bp.get("/<rtype>/_history")
+def history_type(rtype: str) -> Response:
+    return _history(rtype, None)
+
+
+@bp.get("/<rtype>/<rid>/_history")
+def history_instance(rtype: str, rid: str) -> Response:
+    return _history(rtype, rid)
+
+
+def _search(rtype: str, params: list[tuple[str, str]]) -> Response:
+    resources.require_type(rtype, "search-type")
+    settings = ctx().settings
+    search_request = parse_search(
+        rtype, params, default_count=settings.default_count, max_count=settings.max_count,
+        lenient=neg.prefer_lenient(request),
+    )
+    with ctx().unit_of_work() as uow:
+        page = search(uow, search_request)
+    return fhir_response(searchset_bundle(settings.fhir_base, page))
+
+
+def _history(rtype: str | None, rid: str | None) -> Response:
+    settings = ctx().settings
+    with ctx().unit_of_work() as uow:
+        bundle = history_service.history(
+            uow, settings.fhir_base, rtype, rid, _query(),
+            default_count=settings.default_count, max_count=settings.max_count,
+        )
+    return fhir_response(bundle)
+
+
+def _resource_body(rtype: str) -> dict[str, Any]:
+    neg.require_media_type(request, neg.RESOURCE_MEDIA_TYPES)
+    return parse_resource(request.get_data(), rtype)
+
+
+def _query() -> list[tuple[str, str]]:
+    return list(request.args.items(multi=True))

@@ -1,0 +1,1 @@
+"""Services: the domain logic. Plain arguments in, results out, FhirError raised."""

@@ -1,0 +1,344 @@
+"""The RESTful interactions on single resources, written once for HTTP and bundles.
+
+create, read, vread, update, patch, delete and their conditional forms
+(https://hl7.org/fhir/R4/http.html).  Functions take a UnitOfWork and plain
+values and return a ``WriteResult`` or a ``StoredResource``; they raise
+FhirError subclasses and know nothing of Flask.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import jsonpatch
+
+from server.errors import (
+    Gone,
+    InvalidRequest,
+    MethodNotAllowed,
+    MultipleMatches,
+    NotFound,
+    PreconditionFailed,
+    UnprocessableEntity,
+    VersionConflict,
+)
+from server.fhir import jsonio
+from server.fhir.registry import SUPPORTED, supports
+from server.services.search.execute import match_ids
+from server.services.search.parse import parse_search
+from server.services.validation import check_structure
+from server.storage.indexing import tokens_of
+from server.storage.repository import DuplicateResource, NewVersion, StaleVersion, StoredResource
+from server.storage.uow import UnitOfWork
+
+# The reference element that ties a resource to the Organization it belongs to.
+_SCOPE_ELEMENT = {
+    "Encounter": "serviceProvider",
+    "EpisodeOfCare": "managingOrganization",
+    "Location": "managingOrganization",
+    "Patient": "managingOrganization",
+    "PractitionerRole": "organization",
+}
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """Server policy for writes, taken from Settings."""
+
+    allow_update_create: bool = True
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    stored: StoredResource
+    created: bool = False
+    changed: bool = True
+
+
+def require_type(resource_type: str, interaction: str) -> None:
+    """NotFound for a type this server does not hold; MethodNotAllowed for an interaction."""
+    if resource_type not in SUPPORTED:
+        raise NotFound(
+            f"Resource type {resource_type!r} is not supported by this server; "
+            "GET /fhir/metadata lists the supported types"
+        )
+    if not supports(resource_type, interaction):
+        raise MethodNotAllowed(f"{interaction} is not supported for {resource_type}")
+
+
+def read(uow: UnitOfWork, resource_type: str, res_id: str) -> StoredResource:
+    """The current version; NotFound if it never existed, Gone if deleted."""
+    require_type(resource_type, "read")
+    stored = uow.store.current(resource_type, res_id)
+    if stored is None:
+        raise NotFound(f"{resource_type}/{res_id} is not known")
+    if stored.deleted:
+        raise Gone(f"{resource_type}/{res_id} was deleted", headers=_etag_headers(stored))
+    return stored
+
+
+def vread(uow: UnitOfWork, resource_type: str, res_id: str, version_id: str) -> StoredResource:
+    """One version; NotFound if absent, Gone if that version is a deletion."""
+    require_type(resource_type, "vread")
+    if not version_id.isdigit():
+        raise NotFound(f"{resource_type}/{res_id} has no version {version_id!r}")
+    stored = uow.store.version(resource_type, res_id, int(version_id))
+    if stored is None:
+        raise NotFound(f"{resource_type}/{res_id} has no version {version_id}")
+    if stored.deleted:
+        raise Gone(f"Version {version_id} of {resource_type}/{res_id} is a deletion")
+    return stored
+
+
+def create(
+    uow: UnitOfWork,
+    resource_type: str,
+    resource: dict[str, Any],
+    *,
+    if_none_exist: str | None = None,
+) -> WriteResult:
+    """Store a new resource under a server-assigned id (any id in the body is ignored).
+
+    With ``if_none_exist`` (a search query) an existing match is returned instead;
+    MultipleMatches if the query matches more than one resource.
+    """
+    require_type(resource_type, "create")
+    if if_none_exist:
+        found = _matches(uow, resource_type, _query_pairs(if_none_exist))
+        if len(found) > 1:
+            raise MultipleMatches(f"If-None-Exist matched more than one {resource_type}")
+        if found:
+            return WriteResult(read(uow, resource_type, found[0]), created=False, changed=False)
+    return _write_new(uow, resource_type, str(uuid.uuid4()), resource, "POST")
+
+
+def update(
+    uow: UnitOfWork,
+    resource_type: str,
+    res_id: str,
+    resource: dict[str, Any],
+    *,
+    if_match: int | None = None,
+    options: WriteOptions = WriteOptions(),
+) -> WriteResult:
+    """Replace the resource ``res_id`` (or create it, when policy allows).
+
+    InvalidRequest if the body's id differs from ``res_id``; PreconditionFailed when
+    ``if_match`` is not the current version; VersionConflict on a concurrent write.
+    An update whose content equals the current version stores nothing.
+    """
+    require_type(resource_type, "update")
+    body_id = resource.get("id")
+    if body_id is None:
+        raise InvalidRequest("The resource in an update must have an id", f"{resource_type}.id")
+    if body_id != res_id:
+        raise InvalidRequest(
+            f"The id in the body ({body_id!r}) differs from the id in the URL ({res_id!r})",
+            f"{resource_type}.id",
+        )
+    current = uow.store.current(resource_type, res_id, for_update=True)
+    if current is None:
+        if if_match is not None:
+            raise PreconditionFailed(f"{resource_type}/{res_id} does not exist; If-Match failed")
+        if not options.allow_update_create:
+            raise MethodNotAllowed(
+                f"{resource_type}/{res_id} does not exist and this server does not create "
+                "resources on update (ILP_ALLOW_UPDATE_CREATE=false); use POST"
+            )
+        return _write_new(uow, resource_type, res_id, resource, "PUT")
+    if if_match is not None and if_match != current.version_id:
+        raise PreconditionFailed(
+            f"If-Match names version {if_match} but the current version is {current.version_id}"
+        )
+    return _write_next(uow, current, resource, "PUT")
+
+
+def conditional_update(
+    uow: UnitOfWork,
+    resource_type: str,
+    params: Sequence[tuple[str, str]],
+    resource: dict[str, Any],
+    *,
+    if_match: int | None = None,
+    options: WriteOptions = WriteOptions(),
+) -> WriteResult:
+    """Update the one resource matching ``params``, or create it when none does."""
+    found = _matches(uow, resource_type, params)
+    if len(found) > 1:
+        raise MultipleMatches(f"The conditional update matched more than one {resource_type}")
+    if found:
+        if "id" in resource and resource["id"] != found[0]:
+            raise InvalidRequest(
+                f"The id in the body differs from the matched resource {found[0]!r}",
+                f"{resource_type}.id",
+            )
+        return update(uow, resource_type, found[0], {**resource, "id": found[0]},
+                      if_match=if_match, options=options)
+    if "id" in resource:
+        return update(uow, resource_type, resource["id"], resource, if_match=if_match,
+                      options=options)
+    return create(uow, resource_type, resource)
+
+
+def patch(
+    uow: UnitOfWork,
+    resource_type: str,
+    res_id: str,
+    operations: Any,
+    *,
+    if_match: int | None = None,
+) -> WriteResult:
+    """Apply a JSON Patch (RFC 6902) to the current version and store the result.
+
+    UnprocessableEntity when the patch does not apply or changes id/resourceType;
+    InvalidResource when the patched resource is not valid.
+    """
+    require_type(resource_type, "patch")
+    if not isinstance(operations, list):
+        raise InvalidRequest("A JSON Patch document must be a JSON array of operations")
+    current = read(uow, resource_type, res_id)
+    if if_match is not None and if_match != current.version_id:
+        raise PreconditionFailed(
+            f"If-Match names version {if_match} but the current version is {current.version_id}"
+        )
+    try:
+        patched = jsonpatch.JsonPatch(operations).apply(current.content)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
+        raise UnprocessableEntity(f"The JSON Patch cannot be applied: {exc}") from None
+    if patched.get("resourceType") != resource_type or patched.get("id") != res_id:
+        raise UnprocessableEntity("A patch must not change resourceType or id")
+    check_structure(patched)
+    return _write_next(uow, current, patched, "PATCH")
+
+
+def delete(uow: UnitOfWork, resource_type: str, res_id: str) -> StoredResource | None:
+    """Soft-delete: a tombstone version; reading it later answers 410 Gone.
+
+    Deleting something absent or already deleted changes nothing (returns None).
+    """
+    require_type(resource_type, "delete")
+    current = uow.store.current(resource_type, res_id, for_update=True)
+    if current is None or current.deleted:
+        return None
+    tombstone = NewVersion(
+        resource_type, res_id, current.version_id + 1, _now(), "DELETE", None, None
+    )
+    try:
+        uow.store.replace(tombstone, current.version_id)
+    except StaleVersion:
+        raise VersionConflict(f"{resource_type}/{res_id} was changed concurrently") from None
+    uow.store.replace_tokens(resource_type, res_id, ())
+    return StoredResource(
+        resource_type, res_id, tombstone.version_id, tombstone.last_updated, True, None, "DELETE"
+    )
+
+
+def conditional_delete(
+    uow: UnitOfWork, resource_type: str, params: Sequence[tuple[str, str]]
+) -> StoredResource | None:
+    """Delete the one resource matching ``params``; MultipleMatches if several do."""
+    found = _matches(uow, resource_type, params)
+    if len(found) > 1:
+        raise MultipleMatches(f"The conditional delete matched more than one {resource_type}")
+    return delete(uow, resource_type, found[0]) if found else None
+
+
+def _matches(uow: UnitOfWork, resource_type: str, params: Sequence[tuple[str, str]]) -> list[str]:
+    criteria = [(k, v) for k, v in params if not k.startswith("_") or k == "_id"]
+    if not criteria:
+        raise InvalidRequest("A conditional interaction needs at least one search parameter")
+    request = parse_search(resource_type, criteria, default_count=2, max_count=2)
+    return match_ids(uow, request)
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    return parse_qsl(query.split("?", 1)[-1], keep_blank_values=True)
+
+
+def _write_new(
+    uow: UnitOfWork, resource_type: str, res_id: str, resource: dict[str, Any], method: str
+) -> WriteResult:
+    new = _new_version(resource_type, res_id, 1, resource, method)
+    try:
+        uow.store.insert(new)
+    except DuplicateResource:
+        raise VersionConflict(f"{resource_type}/{res_id} was created concurrently") from None
+    uow.store.replace_tokens(resource_type, res_id, tokens_of(new.content or {}))
+    return WriteResult(_stored(new), created=True)
+
+
+def _write_next(
+    uow: UnitOfWork, current: StoredResource, resource: dict[str, Any], method: str
+) -> WriteResult:
+    new = _new_version(
+        current.res_type, current.res_id, current.version_id + 1, resource, method
+    )
+    if not current.deleted and new.content_hash == current.content_hash:
+        return WriteResult(current, created=False, changed=False)
+    try:
+        uow.store.replace(new, current.version_id)
+    except StaleVersion:
+        raise VersionConflict(
+            f"{current.res_type}/{current.res_id} was changed concurrently; read it and retry"
+        ) from None
+    uow.store.replace_tokens(current.res_type, current.res_id, tokens_of(new.content or {}))
+    return WriteResult(_stored(new), created=current.deleted)
+
+
+def _new_version(
+    resource_type: str, res_id: str, version_id: int, resource: dict[str, Any], method: str
+) -> NewVersion:
+    now = _now()
+    body = {**resource, "id": res_id}
+    content_hash = jsonio.content_hash(body)
+    meta = dict(body.get("meta") or {})
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = format_instant(now)
+    body["meta"] = meta
+    body = _resource_type_first(body)
+    return NewVersion(
+        resource_type, res_id, version_id, now, method, body, content_hash,
+        _org_scope(resource_type, res_id, body),
+    )
+
+
+def _resource_type_first(body: dict[str, Any]) -> dict[str, Any]:
+    ordered = {"resourceType": body["resourceType"], "id": body["id"], "meta": body["meta"]}
+    ordered.update(body)
+    return ordered
+
+
+def _org_scope(resource_type: str, res_id: str, body: dict[str, Any]) -> str | None:
+    if resource_type == "Organization":
+        return res_id
+    reference = body.get(_SCOPE_ELEMENT.get(resource_type, ""))
+    target = reference.get("reference") if isinstance(reference, dict) else None
+    if isinstance(target, str) and target.startswith("Organization/"):
+        return target.removeprefix("Organization/")[:64]
+    return None
+
+
+def _stored(new: NewVersion) -> StoredResource:
+    return StoredResource(
+        new.res_type, new.res_id, new.version_id, new.last_updated, new.deleted, new.content,
+        new.method,
+    )
+
+
+def _etag_headers(stored: StoredResource) -> dict[str, str]:
+    return {"ETag": f'W/"{stored.version_id}"'}
+
+
+def _now() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def format_instant(moment: datetime) -> str:
+    """A FHIR instant in UTC with milliseconds: 2026-11-23T09:25:00.123Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -1,0 +1,1 @@
+"""Search: parameters parsed into a request, run against the storage indexes."""

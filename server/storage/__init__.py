@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables and queries. Knows nothing of HTTP."""

@@ -1,0 +1,62 @@
+"""Engine creation from Settings: SQLite pragmas, write transactions, fork safety.
+
+SQLite: WAL, foreign keys, a busy timeout, and ``BEGIN IMMEDIATE`` for write
+units of work so that two writers queue on the lock instead of failing when a
+read transaction tries to upgrade.  PostgreSQL needs none of this.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from server.config import Settings
+from server.fhir.jsonio import dumps_text
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_db_engine(settings: Settings) -> Engine:
+    """A new engine for ``settings.database_url`` (SQLite parent folder created if missing)."""
+    url = make_url(settings.database_url)
+    options: dict[str, Any] = {
+        "json_serializer": dumps_text,
+        "json_deserializer": orjson.loads,
+    }
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **options)
+        _configure_sqlite(engine)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4, **options)
+    # A pool inherited through fork() must not be shared with the parent.
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    return engine
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the sqlite3 module so BEGIN is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get("ilp_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -1,0 +1,1 @@
+"""Alembic migrations, run identically on SQLite and PostgreSQL."""

@@ -1,0 +1,267 @@
+"""ResourceStore: current rows, version rows, history pages and token index rows.
+
+Every write is guarded by the version counter: an update names the version it
+replaces, and a concurrent writer that got there first makes it fail with
+``StaleVersion`` rather than silently overwrite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from server.storage.schema import Resource, ResourceVersion, TokenIndex
+
+_R = Resource.__table__
+_V = ResourceVersion.__table__
+_T = TokenIndex.__table__
+
+
+class StaleVersion(Exception):
+    """The current version is no longer the one the write was based on."""
+
+
+class DuplicateResource(Exception):
+    """A resource with this type and id already exists (a concurrent create won)."""
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    res_type: str
+    res_id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    content: dict[str, Any] | None
+    method: str = ""
+    seq: int = 0
+    content_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """What a write stores: the body and its bookkeeping."""
+
+    res_type: str
+    res_id: str
+    version_id: int
+    last_updated: datetime
+    method: str
+    content: dict[str, Any] | None
+    content_hash: str | None
+    org_scope: str | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.content is None
+
+
+@dataclass(frozen=True)
+class Token:
+    param: str
+    system: str | None
+    code: str
+
+
+@dataclass(frozen=True)
+class TokenQuery:
+    """Match ``code`` (and ``system`` when ``match_system``; None system means "no system")."""
+
+    param: str
+    code: str | None
+    system: str | None
+    match_system: bool
+
+
+def _ordered(content: dict[str, Any] | None) -> dict[str, Any] | None:
+    """resourceType, id and meta first: JSONB (PostgreSQL) does not keep key order."""
+    if not content or next(iter(content)) == "resourceType":
+        return content
+    head = {k: content[k] for k in ("resourceType", "id", "meta") if k in content}
+    head.update(content)
+    return head
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class ResourceStore:
+    """Queries and writes over one connection, inside the caller's transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def current(self, res_type: str, res_id: str, *, for_update: bool = False) -> StoredResource | None:
+        query = select(
+            _R.c.version_id, _R.c.last_updated, _R.c.deleted, _R.c.content, _R.c.content_hash
+        ).where(_R.c.res_type == res_type, _R.c.res_id == res_id)
+        if for_update and self._c.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = self._c.execute(query).first()
+        if row is None:
+            return None
+        return StoredResource(
+            res_type, res_id, row.version_id, _utc(row.last_updated), row.deleted,
+            _ordered(row.content), content_hash=row.content_hash,
+        )
+
+    def version(self, res_type: str, res_id: str, version_id: int) -> StoredResource | None:
+        row = self._c.execute(
+            select(_V).where(
+                _V.c.res_type == res_type, _V.c.res_id == res_id, _V.c.version_id == version_id
+            )
+        ).first()
+        return _from_version_row(row) if row is not None else None
+
+    def insert(self, new: NewVersion) -> None:
+        """Store the first version of a resource; DuplicateResource if it exists."""
+        # No savepoint: a duplicate aborts the whole unit of work, which the caller wants.
+        try:
+            self._c.execute(insert(_R).values(**_current_values(new)))
+        except IntegrityError:
+            raise DuplicateResource(f"{new.res_type}/{new.res_id}") from None
+        self._append_version(new)
+
+    def replace(self, new: NewVersion, expected_version: int) -> None:
+        """Store a later version; StaleVersion if ``expected_version`` is no longer current."""
+        result = self._c.execute(
+            update(_R)
+            .where(
+                _R.c.res_type == new.res_type,
+                _R.c.res_id == new.res_id,
+                _R.c.version_id == expected_version,
+            )
+            .values(**_current_values(new))
+        )
+        if result.rowcount != 1:
+            raise StaleVersion(f"{new.res_type}/{new.res_id}")
+        self._append_version(new)
+
+    def _append_version(self, new: NewVersion) -> None:
+        self._c.execute(
+            insert(_V).values(
+                res_type=new.res_type,
+                res_id=new.res_id,
+                version_id=new.version_id,
+                method=new.method,
+                last_updated=new.last_updated,
+                deleted=new.deleted,
+                content=new.content,
+                content_hash=new.content_hash,
+            )
+        )
+
+    def replace_tokens(self, res_type: str, res_id: str, tokens: Iterable[Token]) -> None:
+        self._c.execute(delete(_T).where(_T.c.res_type == res_type, _T.c.res_id == res_id))
+        rows = [
+            {"res_type": res_type, "res_id": res_id, "param": t.param, "system": t.system,
+             "code": t.code}
+            for t in tokens
+        ]
+        if rows:
+            self._c.execute(insert(_T), rows)
+
+    def find_ids(
+        self,
+        res_type: str,
+        *,
+        ids: Sequence[str] = (),
+        token_groups: Sequence[Sequence[TokenQuery]] = (),
+        limit: int,
+        offset: int = 0,
+    ) -> list[str]:
+        """Ids of live resources matching every group (OR within a group), in id order."""
+        query = select(_R.c.res_id).where(_R.c.res_type == res_type, _R.c.deleted.is_(False))
+        if ids:
+            query = query.where(_R.c.res_id.in_(ids))
+        for group in token_groups:
+            query = query.where(_R.c.res_id.in_(self._token_subquery(res_type, group)))
+        query = query.order_by(_R.c.res_id).limit(limit).offset(offset)
+        return list(self._c.execute(query).scalars())
+
+    def _token_subquery(self, res_type: str, group: Sequence[TokenQuery]) -> Any:
+        alternatives = []
+        for token in group:
+            conditions = [_T.c.param == token.param]
+            if token.code is not None:
+                conditions.append(_T.c.code == token.code)
+            if token.match_system:
+                conditions.append(
+                    _T.c.system.is_(None) if token.system is None else _T.c.system == token.system
+                )
+            alternatives.append(and_(*conditions))
+        return select(_T.c.res_id).where(_T.c.res_type == res_type, or_(*alternatives))
+
+    def many_current(self, res_type: str, ids: Sequence[str]) -> list[StoredResource]:
+        rows = self._c.execute(
+            select(_R).where(_R.c.res_type == res_type, _R.c.res_id.in_(ids))
+        ).all()
+        found = {
+            row.res_id: StoredResource(
+                res_type, row.res_id, row.version_id, _utc(row.last_updated), row.deleted,
+                _ordered(row.content),
+            )
+            for row in rows
+        }
+        return [found[i] for i in ids if i in found]
+
+    def history(
+        self,
+        res_type: str | None,
+        res_id: str | None,
+        *,
+        since: datetime | None,
+        before_seq: int | None,
+        limit: int,
+    ) -> list[StoredResource]:
+        """Versions newest first, at most ``limit``, older than ``before_seq`` when given."""
+        query = select(_V)
+        if res_type is not None:
+            query = query.where(_V.c.res_type == res_type)
+        if res_id is not None:
+            query = query.where(_V.c.res_id == res_id)
+        if since is not None:
+            query = query.where(_V.c.last_updated >= since)
+        if before_seq is not None:
+            query = query.where(_V.c.seq < before_seq)
+        rows = self._c.execute(query.order_by(_V.c.seq.desc()).limit(limit)).all()
+        return [_from_version_row(row) for row in rows]
+
+    def count_versions(self, res_type: str, res_id: str, since: datetime | None) -> int:
+        query = select(func.count()).where(_V.c.res_type == res_type, _V.c.res_id == res_id)
+        if since is not None:
+            query = query.where(_V.c.last_updated >= since)
+        return int(self._c.execute(query).scalar_one())
+
+
+def _current_values(new: NewVersion) -> dict[str, Any]:
+    return {
+        "res_type": new.res_type,
+        "res_id": new.res_id,
+        "version_id": new.version_id,
+        "last_updated": new.last_updated,
+        "deleted": new.deleted,
+        "content": new.content,
+        "content_hash": new.content_hash,
+        "org_scope": new.org_scope,
+    }
+
+
+def _from_version_row(row: Any) -> StoredResource:
+    return StoredResource(
+        row.res_type,
+        row.res_id,
+        row.version_id,
+        _utc(row.last_updated),
+        row.deleted,
+        _ordered(row.content),
+        row.method,
+        row.seq,
+    )

@@ -1,0 +1,52 @@
+"""UnitOfWork: one database transaction per request, bundle or batch of work."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy import Connection, Engine
+
+from server.storage.repository import ResourceStore
+
+
+class UnitOfWork:
+    """Opens a connection and a transaction; commits on success, rolls back on error.
+
+    ``write=True`` declares intent to write, so SQLite takes its write lock at
+    BEGIN (no upgrade deadlock between two writers).
+    """
+
+    def __init__(self, engine: Engine, *, write: bool = False) -> None:
+        self._engine = engine
+        self._write = write
+        self._connection: Connection | None = None
+
+    def __enter__(self) -> UnitOfWork:
+        connection = self._engine.connect()
+        if self._write:
+            connection = connection.execution_options(ilp_write=True)
+        connection.begin()
+        self._connection = connection
+        self.store = ResourceStore(connection)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection = self._connection
+        assert connection is not None
+        try:
+            if exc_type is None:
+                connection.commit()
+            else:
+                connection.rollback()
+        finally:
+            connection.close()
+            self._connection = None
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
