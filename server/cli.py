@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     load.set_defaults(handler=_profiles_load)
 
     package = commands.add_parser("package", help="official FHIR packages")
-    fetch = package.add_subparsers(required=True).add_parser("fetch", help="npm pack into the cache")
+    fetch = package.add_subparsers(required=True).add_parser(
+        "fetch", help="npm pack into the cache"
+    )
     fetch.set_defaults(handler=_package_fetch)
 
     serve = commands.add_parser("serve", help="serve the API with gunicorn")
@@ -87,8 +89,17 @@ def _package_fetch(settings: Settings, _args: argparse.Namespace) -> int:
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     bind = f"{settings.host}:{settings.port}"
     command = [
-        sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(settings.workers),
-        "--access-logfile", "-", "server:create_app()",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        bind,
+        "--workers",
+        str(settings.workers),
+        "--access-logfile",
+        "-",
+        "--no-control-socket",
+        "server:create_app()",
     ]
     print(f"serving FHIR at {settings.fhir_base} (gunicorn on {bind})", flush=True)
     os.execv(sys.executable, command)

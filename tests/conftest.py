@@ -7,6 +7,7 @@ it is unreachable the tests fail loudly rather than skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -40,24 +41,38 @@ def sqlite_template(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A fresh, migrated PostgreSQL database for this run, dropped at the end."""
+@contextlib.contextmanager
+def fresh_postgres_database(prefix="ilp_test", *, migrated=True):
+    """Create a PostgreSQL database (migrated unless told not), yield its URL, drop it after.
+
+    Fails the test (never skips) when PostgreSQL cannot be reached.
+    """
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"ilp_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     except sa.exc.OperationalError as exc:
+        admin.dispose()
         pytest.fail(f"PostgreSQL is required and unreachable at {POSTGRES_ADMIN_URL}: {exc}")
     url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    engine = create_db_engine(Settings(database_url=url))
-    migrate.upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    try:
+        if migrated:
+            engine = create_db_engine(Settings(database_url=url))
+            migrate.upgrade(engine)
+            engine.dispose()
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh, migrated PostgreSQL database for this run, dropped at the end."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -37,7 +37,7 @@ class Element:
 
 
 def child_model(found: Element, value: Any) -> str | None:
-    """The model describing ``value`` held by ``found``: its datatype, or a nested resource's type."""
+    """The model of ``value`` held by ``found``: its datatype, or a nested resource type."""
     if found.kind == RESOURCE:
         kind = value.get("resourceType") if isinstance(value, dict) else None
         return kind if isinstance(kind, str) else None

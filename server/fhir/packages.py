@@ -34,8 +34,9 @@ def fetch(cache: str | Path, spec: str) -> Path:
     if npm is None:
         raise RuntimeError("npm is needed to fetch FHIR packages; install Node.js and npm")
     with tempfile.TemporaryDirectory() as work:
-        subprocess.run([npm, "pack", spec, "--silent"], cwd=work, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [npm, "pack", spec, "--silent"], cwd=work, check=True, stdout=subprocess.DEVNULL
+        )
         (tarball,) = Path(work).glob("*.tgz")
         target = folder.parent
         partial = target.with_name(target.name + ".partial")

@@ -28,13 +28,16 @@ from server.fhir.issues import issues_from_pydantic
 from server.fhir.models import ValidationError, model_for, validate
 
 MAX_ISSUES = 50
+MAX_ID_LENGTH = 64  # https://hl7.org/fhir/R4/datatypes.html#id
 
 
 def check_resource(data: dict[str, Any]) -> list[Issue]:
     """All structural issues of ``data`` (a parsed JSON resource); empty when valid."""
     resource_type = data.get("resourceType")
     if not isinstance(resource_type, str) or not _is_type(resource_type):
-        return [Issue("error", "structure", "resourceType is missing or unknown", ("resourceType",))]
+        return [
+            Issue("error", "structure", "resourceType is missing or unknown", ("resourceType",))
+        ]
     errors = _pydantic_errors(resource_type, data)
     if errors:
         return issues_from_pydantic(data, errors)[:MAX_ISSUES]
@@ -48,13 +51,13 @@ def _pydantic_errors(resource_type: str, data: dict[str, Any]) -> list[dict[str,
         validate(resource_type, data)
         return []
     except ValidationError as exc:
-        errors = [dict(e) for e in exc.errors()]
+        errors: list[dict[str, Any]] = [dict(e) for e in exc.errors()]
     # The R4B models lack some valid ``_x`` keys (Extension._valueString): drop those
     # and parse again, so that the rest of the resource is still checked.
     spurious = [e for e in errors if _is_spurious(data, e)]
     if not spurious or len(spurious) != len(errors):
         return [e for e in errors if e not in spurious]
-    trimmed = _without_paths(data, [tuple(e["loc"]) for e in spurious])
+    trimmed = _without_paths(data, [tuple(e.get("loc", ())) for e in spurious])
     try:
         validate(resource_type, trimmed)
         return []
@@ -157,6 +160,12 @@ def _walk_value(found: Element, value: Any, path: str, issues: list[Issue]) -> N
         )
     elif kind == STRING and not value.strip():
         issues.append(Issue("error", "value", f"{path}: must not be an empty string", (path,)))
+    elif found.fhir_type == "id" and len(value) > MAX_ID_LENGTH:
+        issues.append(
+            Issue(
+                "error", "value", f"{path}: an id has at most {MAX_ID_LENGTH} characters", (path,)
+            )
+        )
 
 
 def _primitive_ok(kind: str, value: Any) -> bool:

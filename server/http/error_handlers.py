@@ -17,7 +17,12 @@ from server.fhir import jsonio
 
 logger = logging.getLogger(__name__)
 
-_HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}
+_HTTP_ISSUE_CODES = {
+    404: "not-found",
+    405: "not-supported",
+    413: "too-costly",
+    415: "not-supported",
+}
 _FHIR_JSON = "application/fhir+json; charset=utf-8"
 
 
@@ -27,7 +32,9 @@ def register(app: Flask) -> None:
     app.register_error_handler(Exception, _fault)
 
 
-def _outcome_response(status: int, issues: list[Issue], headers: dict[str, str] | None = None) -> Response:
+def _outcome_response(
+    status: int, issues: list[Issue], headers: dict[str, str] | None = None
+) -> Response:
     response = Response(jsonio.dumps(operation_outcome(issues)), status=status, headers=headers)
     response.content_type = _FHIR_JSON
     return response
@@ -42,7 +49,9 @@ def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
     code = _HTTP_ISSUE_CODES.get(status, "processing" if status >= 500 else "invalid")
     text = error.description or error.name
-    headers = {k: v for k, v in error.get_response().headers.items() if k in ("Allow", "Retry-After")}
+    headers = {
+        k: v for k, v in error.get_response().headers.items() if k in ("Allow", "Retry-After")
+    }
     return _outcome_response(status, [Issue("error", code, f"{error.name}: {text}")], headers)
 
 

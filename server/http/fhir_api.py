@@ -64,7 +64,9 @@ def create(rtype: str) -> Response:
     resources.require_type(rtype, "create")
     body = _resource_body(rtype)
     with ctx().unit_of_work(write=True) as uow:
-        result = resources.create(uow, rtype, body, if_none_exist=request.headers.get("If-None-Exist"))
+        result = resources.create(
+            uow, rtype, body, if_none_exist=request.headers.get("If-None-Exist")
+        )
     return write_response(ctx().settings.fhir_base, result.stored, 201 if result.created else 200)
 
 
@@ -73,8 +75,14 @@ def update(rtype: str, rid: str) -> Response:
     resources.require_type(rtype, "update")
     body = _resource_body(rtype)
     with ctx().unit_of_work(write=True) as uow:
-        result = resources.update(uow, rtype, rid, body, if_match=neg.if_match_version(request),
-                                  options=ctx().write_options)
+        result = resources.update(
+            uow,
+            rtype,
+            rid,
+            body,
+            if_match=neg.if_match_version(request),
+            options=ctx().write_options,
+        )
     return write_response(ctx().settings.fhir_base, result.stored, 201 if result.created else 200)
 
 
@@ -84,7 +92,11 @@ def conditional_update(rtype: str) -> Response:
     body = _resource_body(rtype)
     with ctx().unit_of_work(write=True) as uow:
         result = resources.conditional_update(
-            uow, rtype, _query(), body, if_match=neg.if_match_version(request),
+            uow,
+            rtype,
+            _query(),
+            body,
+            if_match=neg.if_match_version(request),
             options=ctx().write_options,
         )
     return write_response(ctx().settings.fhir_base, result.stored, 201 if result.created else 200)
@@ -96,7 +108,9 @@ def patch(rtype: str, rid: str) -> Response:
     neg.require_media_type(request, neg.PATCH_MEDIA_TYPES)
     operations = parse_json(request.get_data())
     with ctx().unit_of_work(write=True) as uow:
-        result = resources.patch(uow, rtype, rid, operations, if_match=neg.if_match_version(request))
+        result = resources.patch(
+            uow, rtype, rid, operations, if_match=neg.if_match_version(request)
+        )
     return write_response(ctx().settings.fhir_base, result.stored, 200)
 
 
@@ -146,7 +160,10 @@ def _search(rtype: str, params: list[tuple[str, str]]) -> Response:
     resources.require_type(rtype, "search-type")
     settings = ctx().settings
     search_request = parse_search(
-        rtype, params, default_count=settings.default_count, max_count=settings.max_count,
+        rtype,
+        params,
+        default_count=settings.default_count,
+        max_count=settings.max_count,
         lenient=neg.prefer_lenient(request),
     )
     with ctx().unit_of_work() as uow:
@@ -158,8 +175,13 @@ def _history(rtype: str | None, rid: str | None) -> Response:
     settings = ctx().settings
     with ctx().unit_of_work() as uow:
         bundle = history_service.history(
-            uow, settings.fhir_base, rtype, rid, _query(),
-            default_count=settings.default_count, max_count=settings.max_count,
+            uow,
+            settings.fhir_base,
+            rtype,
+            rid,
+            _query(),
+            default_count=settings.default_count,
+            max_count=settings.max_count,
         )
     return fhir_response(bundle)
 

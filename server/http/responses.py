@@ -21,10 +21,13 @@ def fhir_response(
     body: dict[str, Any] | None, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     """A JSON response in the negotiated media type (``_pretty`` honoured)."""
-    data = jsonio.dumps(body, pretty=wants_pretty(request)) if body is not None else b""
+    if body is None:
+        response = Response(status=status, headers=headers)
+        del response.headers["Content-Type"]
+        return response
+    data = jsonio.dumps(body, pretty=wants_pretty(request))
     response = Response(data, status=status, headers=headers)
-    if body is not None:
-        response.content_type = f"{g.get('fhir_mimetype', FHIR_JSON)}; charset=utf-8"
+    response.content_type = f"{g.get('fhir_mimetype', FHIR_JSON)}; charset=utf-8"
     return response
 
 
@@ -51,8 +54,9 @@ def write_response(base: str, stored: StoredResource, status: int) -> Response:
     if preference == "OperationOutcome":
         verb = "created" if status == 201 else "stored"
         message = f"{stored.res_type}/{stored.res_id} {verb} as version {stored.version_id}"
-        return fhir_response(operation_outcome([Issue("information", "informational", message)]),
-                             status, headers)
+        return fhir_response(
+            operation_outcome([Issue("information", "informational", message)]), status, headers
+        )
     return fhir_response(stored.content, status, headers)
 
 
@@ -63,7 +67,7 @@ def compress(response: Response) -> Response:
         response.direct_passthrough
         or response.status_code < 200
         or "Content-Encoding" in response.headers
-        or "gzip" not in request.headers.get("Accept-Encoding", "")
+        or request.accept_encodings["gzip"] <= 0
     ):
         return response
     data = response.get_data()

@@ -42,7 +42,11 @@ def capability_statement(base: str, *, allow_update_create: bool) -> dict[str, A
 
 def _resource(type_name: str, interactions: tuple[str, ...], update_create: bool) -> dict[str, Any]:
     params = [
-        {"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"}
+        {
+            "name": "_id",
+            "type": "token",
+            "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
+        }
     ]
     if element(type_name, "identifier") is not None:
         params.append(

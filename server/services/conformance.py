@@ -33,8 +33,13 @@ def load_package(context: ServiceContext, folder: str | Path) -> LoadReport:
                 raise InvalidRequest(f"{path.name}: a package resource needs an id")
             check_structure(resource)
             result = resources.update(
-                uow, resource["resourceType"], resource["id"], resource,
+                uow,
+                resource["resourceType"],
+                resource["id"],
+                resource,
                 options=context.write_options,
             )
-            stored, unchanged = (stored + 1, unchanged) if result.changed else (stored, unchanged + 1)
+            stored, unchanged = (
+                (stored + 1, unchanged) if result.changed else (stored, unchanged + 1)
+            )
     return LoadReport(stored, unchanged)

@@ -37,7 +37,11 @@ def history(
     versions = uow.store.history(
         resource_type, res_id, since=since, before_seq=cursor, limit=count + 1
     )
-    if res_id is not None and not versions and uow.store.current(resource_type or "", res_id) is None:
+    if (
+        res_id is not None
+        and not versions
+        and uow.store.current(resource_type or "", res_id) is None
+    ):
         raise NotFound(f"{resource_type}/{res_id} is not known")
     page, more = versions[:count], len(versions) > count
     path = "/".join(p for p in (base, resource_type, res_id, "_history") if p)
@@ -46,8 +50,9 @@ def history(
         "resourceType": "Bundle",
         "type": "history",
         "link": [{"relation": "self", "url": _with_query(path, kept + _cursor_param(params))}],
-        "entry": [_entry(base, version) for version in page],
     }
+    if page:  # FHIR JSON forbids empty arrays
+        bundle["entry"] = [_entry(base, version) for version in page]
     if res_id is not None and resource_type is not None:
         bundle["total"] = uow.store.count_versions(resource_type, res_id, since)
     if more:

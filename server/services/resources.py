@@ -33,7 +33,8 @@ from server.services.search.execute import match_ids
 from server.services.search.parse import parse_search
 from server.services.validation import check_structure
 from server.storage.indexing import tokens_of
-from server.storage.repository import DuplicateResource, NewVersion, StaleVersion, StoredResource
+from server.storage.repository import DuplicateResource, NewVersion, StaleVersion
+from server.storage.repository import StoredResource as StoredResource  # re-exported for HTTP
 from server.storage.uow import UnitOfWork
 
 # The reference element that ties a resource to the Organization it belongs to.
@@ -177,11 +178,18 @@ def conditional_update(
                 f"The id in the body differs from the matched resource {found[0]!r}",
                 f"{resource_type}.id",
             )
-        return update(uow, resource_type, found[0], {**resource, "id": found[0]},
-                      if_match=if_match, options=options)
+        return update(
+            uow,
+            resource_type,
+            found[0],
+            {**resource, "id": found[0]},
+            if_match=if_match,
+            options=options,
+        )
     if "id" in resource:
-        return update(uow, resource_type, resource["id"], resource, if_match=if_match,
-                      options=options)
+        return update(
+            uow, resource_type, resource["id"], resource, if_match=if_match, options=options
+        )
     return create(uow, resource_type, resource)
 
 
@@ -275,9 +283,7 @@ def _write_new(
 def _write_next(
     uow: UnitOfWork, current: StoredResource, resource: dict[str, Any], method: str
 ) -> WriteResult:
-    new = _new_version(
-        current.res_type, current.res_id, current.version_id + 1, resource, method
-    )
+    new = _new_version(current.res_type, current.res_id, current.version_id + 1, resource, method)
     if not current.deleted and new.content_hash == current.content_hash:
         return WriteResult(current, created=False, changed=False)
     try:
@@ -302,7 +308,13 @@ def _new_version(
     body["meta"] = meta
     body = _resource_type_first(body)
     return NewVersion(
-        resource_type, res_id, version_id, now, method, body, content_hash,
+        resource_type,
+        res_id,
+        version_id,
+        now,
+        method,
+        body,
+        content_hash,
         _org_scope(resource_type, res_id, body),
     )
 
@@ -325,7 +337,12 @@ def _org_scope(resource_type: str, res_id: str, body: dict[str, Any]) -> str | N
 
 def _stored(new: NewVersion) -> StoredResource:
     return StoredResource(
-        new.res_type, new.res_id, new.version_id, new.last_updated, new.deleted, new.content,
+        new.res_type,
+        new.res_id,
+        new.version_id,
+        new.last_updated,
+        new.deleted,
+        new.content,
         new.method,
     )
 

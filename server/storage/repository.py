@@ -10,16 +10,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.storage.schema import Resource, ResourceVersion, TokenIndex
 
-_R = Resource.__table__
-_V = ResourceVersion.__table__
-_T = TokenIndex.__table__
+# Index values are cut to the column width, on write and in queries alike; a token that
+# long is never typed by a person, so the rare false match costs nothing.
+MAX_TOKEN_LENGTH = 255
+
+_R = cast(Table, Resource.__table__)
+_V = cast(Table, ResourceVersion.__table__)
+_T = cast(Table, TokenIndex.__table__)
 
 
 class StaleVersion(Exception):
@@ -82,7 +86,7 @@ def _ordered(content: dict[str, Any] | None) -> dict[str, Any] | None:
     """resourceType, id and meta first: JSONB (PostgreSQL) does not keep key order."""
     if not content or next(iter(content)) == "resourceType":
         return content
-    head = {k: content[k] for k in ("resourceType", "id", "meta") if k in content}
+    head: dict[str, Any] = {k: content[k] for k in ("resourceType", "id", "meta") if k in content}
     head.update(content)
     return head
 
@@ -98,7 +102,9 @@ class ResourceStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
-    def current(self, res_type: str, res_id: str, *, for_update: bool = False) -> StoredResource | None:
+    def current(
+        self, res_type: str, res_id: str, *, for_update: bool = False
+    ) -> StoredResource | None:
         query = select(
             _R.c.version_id, _R.c.last_updated, _R.c.deleted, _R.c.content, _R.c.content_hash
         ).where(_R.c.res_type == res_type, _R.c.res_id == res_id)
@@ -108,8 +114,13 @@ class ResourceStore:
         if row is None:
             return None
         return StoredResource(
-            res_type, res_id, row.version_id, _utc(row.last_updated), row.deleted,
-            _ordered(row.content), content_hash=row.content_hash,
+            res_type,
+            res_id,
+            row.version_id,
+            _utc(row.last_updated),
+            row.deleted,
+            _ordered(row.content),
+            content_hash=row.content_hash,
         )
 
     def version(self, res_type: str, res_id: str, version_id: int) -> StoredResource | None:
@@ -161,8 +172,13 @@ class ResourceStore:
     def replace_tokens(self, res_type: str, res_id: str, tokens: Iterable[Token]) -> None:
         self._c.execute(delete(_T).where(_T.c.res_type == res_type, _T.c.res_id == res_id))
         rows = [
-            {"res_type": res_type, "res_id": res_id, "param": t.param, "system": t.system,
-             "code": t.code}
+            {
+                "res_type": res_type,
+                "res_id": res_id,
+                "param": t.param,
+                "system": _cut(t.system),
+                "code": _cut(t.code),
+            }
             for t in tokens
         ]
         if rows:
@@ -191,10 +207,12 @@ class ResourceStore:
         for token in group:
             conditions = [_T.c.param == token.param]
             if token.code is not None:
-                conditions.append(_T.c.code == token.code)
+                conditions.append(_T.c.code == _cut(token.code))
             if token.match_system:
                 conditions.append(
-                    _T.c.system.is_(None) if token.system is None else _T.c.system == token.system
+                    _T.c.system.is_(None)
+                    if token.system is None
+                    else _T.c.system == _cut(token.system)
                 )
             alternatives.append(and_(*conditions))
         return select(_T.c.res_id).where(_T.c.res_type == res_type, or_(*alternatives))
@@ -205,7 +223,11 @@ class ResourceStore:
         ).all()
         found = {
             row.res_id: StoredResource(
-                res_type, row.res_id, row.version_id, _utc(row.last_updated), row.deleted,
+                res_type,
+                row.res_id,
+                row.version_id,
+                _utc(row.last_updated),
+                row.deleted,
                 _ordered(row.content),
             )
             for row in rows
@@ -239,6 +261,10 @@ class ResourceStore:
         if since is not None:
             query = query.where(_V.c.last_updated >= since)
         return int(self._c.execute(query).scalar_one())
+
+
+def _cut(value: str | None) -> str | None:
+    return value[:MAX_TOKEN_LENGTH] if value is not None else None
 
 
 def _current_values(new: NewVersion) -> dict[str, Any]:

@@ -19,21 +19,21 @@ def searchset_bundle(base: str, page: SearchPage) -> dict[str, Any]:
     if request.offset > 0:
         previous = max(request.offset - request.count, 0)
         links.append(_link("previous", path, kept, request.count, previous))
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "link": links,
-        "entry": [
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    if page.resources:  # FHIR JSON forbids empty arrays
+        bundle["entry"] = [
             {
                 "fullUrl": resource_url(base, stored.res_type, stored.res_id),
                 "resource": stored.content,
                 "search": {"mode": "match"},
             }
             for stored in page.resources
-        ],
-    }
+        ]
+    return bundle
 
 
-def _link(relation: str, path: str, kept: list[tuple[str, str]], count: int, offset: int) -> dict[str, str]:
+def _link(
+    relation: str, path: str, kept: list[tuple[str, str]], count: int, offset: int
+) -> dict[str, str]:
     query = kept + [("_count", str(count))] + ([("_offset", str(offset))] if offset else [])
     return {"relation": relation, "url": f"{path}?{urlencode(query)}"}
