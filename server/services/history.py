@@ -37,11 +37,7 @@ def history(
     versions = uow.store.history(
         resource_type, res_id, since=since, before_seq=cursor, limit=count + 1
     )
-    if (
-        res_id is not None
-        and not versions
-        and uow.store.current(resource_type or "", res_id) is None
-    ):
+    if resource_type and res_id and not versions and not uow.store.current(resource_type, res_id):
         raise NotFound(f"{resource_type}/{res_id} is not known")
     page, more = versions[:count], len(versions) > count
     path = "/".join(p for p in (base, resource_type, res_id, "_history") if p)

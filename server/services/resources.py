@@ -276,7 +276,9 @@ def _write_new(
         uow.store.insert(new)
     except DuplicateResource:
         raise VersionConflict(f"{resource_type}/{res_id} was created concurrently") from None
-    uow.store.replace_tokens(resource_type, res_id, tokens_of(new.content or {}))
+    uow.store.replace_tokens(
+        resource_type, res_id, tokens_of(new.content or {}), first_version=True
+    )
     return WriteResult(_stored(new), created=True)
 
 

@@ -169,8 +169,12 @@ class ResourceStore:
             )
         )
 
-    def replace_tokens(self, res_type: str, res_id: str, tokens: Iterable[Token]) -> None:
-        self._c.execute(delete(_T).where(_T.c.res_type == res_type, _T.c.res_id == res_id))
+    def replace_tokens(
+        self, res_type: str, res_id: str, tokens: Iterable[Token], *, first_version: bool = False
+    ) -> None:
+        """Make ``tokens`` the index rows of a resource (nothing to remove for a new one)."""
+        if not first_version:
+            self._c.execute(delete(_T).where(_T.c.res_type == res_type, _T.c.res_id == res_id))
         rows = [
             {
                 "res_type": res_type,
