@@ -16,9 +16,7 @@ from server.services import history as history_service
 from server.services import resources
 from server.services.capability import capability_statement
 from server.services.context import ServiceContext
-from server.services.search.execute import search
-from server.services.search.paging import searchset_bundle
-from server.services.search.parse import parse_search
+from server.services.search import search_bundle
 from server.services.validation import parse_json, parse_resource
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
@@ -159,16 +157,17 @@ def history_instance(rtype: str, rid: str) -> Response:
 def _search(rtype: str, params: list[tuple[str, str]]) -> Response:
     resources.require_type(rtype, "search-type")
     settings = ctx().settings
-    search_request = parse_search(
-        rtype,
-        params,
-        default_count=settings.default_count,
-        max_count=settings.max_count,
-        lenient=neg.prefer_lenient(request),
-    )
     with ctx().unit_of_work() as uow:
-        page = search(uow, search_request)
-    return fhir_response(searchset_bundle(settings.fhir_base, page))
+        bundle = search_bundle(
+            uow,
+            settings.fhir_base,
+            rtype,
+            params,
+            default_count=settings.default_count,
+            max_count=settings.max_count,
+            lenient=neg.prefer_lenient(request),
+        )
+    return fhir_response(bundle)
 
 
 def _history(rtype: str | None, rid: str | None) -> Response:

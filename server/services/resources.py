@@ -110,7 +110,7 @@ def create(
     """
     require_type(resource_type, "create")
     if if_none_exist:
-        found = _matches(uow, resource_type, _query_pairs(if_none_exist))
+        found = matching_ids(uow, resource_type, _query_pairs(if_none_exist))
         if len(found) > 1:
             raise MultipleMatches(f"If-None-Exist matched more than one {resource_type}")
         if found:
@@ -169,7 +169,7 @@ def conditional_update(
     options: WriteOptions = WriteOptions(),
 ) -> WriteResult:
     """Update the one resource matching ``params``, or create it when none does."""
-    found = _matches(uow, resource_type, params)
+    found = matching_ids(uow, resource_type, params)
     if len(found) > 1:
         raise MultipleMatches(f"The conditional update matched more than one {resource_type}")
     if found:
@@ -250,13 +250,16 @@ def conditional_delete(
     uow: UnitOfWork, resource_type: str, params: Sequence[tuple[str, str]]
 ) -> StoredResource | None:
     """Delete the one resource matching ``params``; MultipleMatches if several do."""
-    found = _matches(uow, resource_type, params)
+    found = matching_ids(uow, resource_type, params)
     if len(found) > 1:
         raise MultipleMatches(f"The conditional delete matched more than one {resource_type}")
     return delete(uow, resource_type, found[0]) if found else None
 
 
-def _matches(uow: UnitOfWork, resource_type: str, params: Sequence[tuple[str, str]]) -> list[str]:
+def matching_ids(
+    uow: UnitOfWork, resource_type: str, params: Sequence[tuple[str, str]]
+) -> list[str]:
+    """Ids of up to two resources matching a conditional query (0, 1 or "several")."""
     criteria = [(k, v) for k, v in params if not k.startswith("_") or k == "_id"]
     if not criteria:
         raise InvalidRequest("A conditional interaction needs at least one search parameter")
