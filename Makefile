@@ -19,7 +19,7 @@ fhir-package: $(FHIR_PACKAGE)
 $(FHIR_PACKAGE): | $(VENV)/.installed
 	ILP_PACKAGE_CACHE=.cache/fhir $(BIN)/ilp package fetch
 
-run: install
+run: install fhir-package
 	$(BIN)/ilp db upgrade
 	$(BIN)/ilp profiles load
 	$(BIN)/ilp serve

@@ -21,12 +21,12 @@ from server import create_app
 from server.config import Settings
 from server.storage import migrate
 from server.storage.db import create_db_engine
+from server.storage.schema import metadata
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ILP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 BASE_URL = "http://testserver/fhir"
-TABLES = ("sp_token", "resource_version", "resource")
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_CACHE = ROOT / ".cache" / "fhir"
 
@@ -87,7 +87,7 @@ def db_url(request, tmp_path):
     yield url
     engine = sa.create_engine(url)
     with engine.begin() as connection:
-        connection.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
+        connection.exec_driver_sql(f"TRUNCATE {', '.join(metadata.tables)} RESTART IDENTITY")
     engine.dispose()
 
 

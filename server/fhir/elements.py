@@ -183,3 +183,14 @@ def model_at(data: Any, loc: tuple[Any, ...]) -> str | None:
     if not named or named[-1].element is None:
         return None
     return child_model(named[-1].element, node)
+
+
+@cache
+def summary_keys(model_name: str) -> frozenset[str]:
+    """Top-level keys of ``model_name`` that ``_summary=true`` keeps (isSummary, mandatory)."""
+    keys = {"resourceType", "id", "meta"}
+    for field in model_for(model_name).model_fields.values():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if field.alias and (extra.get("summary_element_property") or field.is_required()):
+            keys.update((field.alias, "_" + field.alias))
+    return frozenset(keys)

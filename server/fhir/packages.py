@@ -49,9 +49,12 @@ def fetch(cache: str | Path, spec: str) -> Path:
     return folder
 
 
-def resources_in(folder: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every JSON resource file of a package folder (package.json and indexes skipped)."""
-    for path in sorted(Path(folder).glob("*.json")):
+def resources_in(folder: str | Path, prefix: str = "") -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every JSON resource file of a package folder (package.json and indexes skipped).
+
+    ``prefix`` narrows to files named like ``SearchParameter-*.json``, as packages name them.
+    """
+    for path in sorted(Path(folder).glob(f"{prefix}*.json")):
         if path.name in ("package.json", ".index.json"):
             continue
         data = jsonio.loads(path.read_bytes())

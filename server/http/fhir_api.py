@@ -39,7 +39,11 @@ def _negotiate() -> None:
 def metadata() -> Response:
     settings = ctx().settings
     return fhir_response(
-        capability_statement(settings.fhir_base, allow_update_create=settings.allow_update_create)
+        capability_statement(
+            settings.fhir_base,
+            allow_update_create=settings.allow_update_create,
+            search_params=ctx().search_params,
+        )
     )
 
 

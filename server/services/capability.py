@@ -8,14 +8,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from server.fhir.elements import element
 from server.fhir.registry import SUPPORTED
+from server.fhir.searchparams import SearchParam, SearchParams
 
 SOFTWARE_NAME = "ILP Gateway"
 SOFTWARE_VERSION = "0.1.0"
 
 
-def capability_statement(base: str, *, allow_update_create: bool) -> dict[str, Any]:
+def capability_statement(
+    base: str, *, allow_update_create: bool, search_params: SearchParams
+) -> dict[str, Any]:
     """The server's CapabilityStatement (kind ``instance``, FHIR 4.0.1, JSON)."""
     return {
         "resourceType": "CapabilityStatement",
@@ -31,7 +33,12 @@ def capability_statement(base: str, *, allow_update_create: bool) -> dict[str, A
             {
                 "mode": "server",
                 "resource": [
-                    _resource(support.type, support.interactions, allow_update_create)
+                    _resource(
+                        support.type,
+                        support.interactions,
+                        allow_update_create,
+                        search_params.for_type(support.type),
+                    )
                     for support in SUPPORTED.values()
                 ],
                 "interaction": [{"code": "history-system"}],
@@ -40,22 +47,22 @@ def capability_statement(base: str, *, allow_update_create: bool) -> dict[str, A
     }
 
 
-def _resource(type_name: str, interactions: tuple[str, ...], update_create: bool) -> dict[str, Any]:
-    params = [
+def _resource(
+    type_name: str,
+    interactions: tuple[str, ...],
+    update_create: bool,
+    params: dict[str, SearchParam],
+) -> dict[str, Any]:
+    search_params = [
         {
             "name": "_id",
             "type": "token",
             "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
         }
     ]
-    if element(type_name, "identifier") is not None:
-        params.append(
-            {
-                "name": "identifier",
-                "type": "token",
-                "documentation": "Matches Identifier.system and Identifier.value",
-            }
-        )
+    search_params += [
+        _search_param(code, param) for code, param in sorted(params.items()) if code != "_id"
+    ]
     return {
         "type": type_name,
         "interaction": [{"code": code} for code in interactions],
@@ -65,5 +72,17 @@ def _resource(type_name: str, interactions: tuple[str, ...], update_create: bool
         "conditionalCreate": True,
         "conditionalUpdate": True,
         "conditionalDelete": "single",
-        "searchParam": params,
+        "searchInclude": [
+            f"{type_name}:{c}" for c, p in sorted(params.items()) if p.type == "reference"
+        ],
+        "searchParam": search_params,
     }
+
+
+def _search_param(code: str, param: SearchParam) -> dict[str, Any]:
+    entry = {"name": code, "type": param.type}
+    if param.url:
+        entry["definition"] = param.url
+    if param.description:
+        entry["documentation"] = param.description
+    return entry

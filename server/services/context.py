@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from server.config import Settings
+from server.fhir.searchparams import SearchParams
 from server.services.resources import WriteOptions
+from server.services.search import definitions
 from server.storage.uow import UnitOfWork
 
 
@@ -17,8 +19,12 @@ class ServiceContext:
     engine: Engine
 
     def unit_of_work(self, *, write: bool = False) -> UnitOfWork:
-        """A transaction; ``write=True`` when the work will write."""
-        return UnitOfWork(self.engine, write=write)
+        """A transaction; ``write=True`` when the work will write (index rows included)."""
+        return UnitOfWork(self.engine, write=write, indexer=definitions.indexer(self.settings))
+
+    @property
+    def search_params(self) -> SearchParams:
+        return definitions.search_params(self.settings)
 
     @property
     def write_options(self) -> WriteOptions:

@@ -29,10 +29,9 @@ from server.errors import (
 )
 from server.fhir import jsonio
 from server.fhir.registry import SUPPORTED, supports
-from server.services.search.execute import match_ids
+from server.services.search.execute import active_params, match_ids
 from server.services.search.parse import parse_search
 from server.services.validation import check_structure
-from server.storage.indexing import tokens_of
 from server.storage.repository import DuplicateResource, NewVersion, StaleVersion
 from server.storage.repository import StoredResource as StoredResource  # re-exported for HTTP
 from server.storage.uow import UnitOfWork
@@ -45,6 +44,10 @@ _SCOPE_ELEMENT = {
     "Patient": "managingOrganization",
     "PractitionerRole": "organization",
 }
+
+
+# Search parameters that select resources (other _ parameters shape the result).
+_CONDITION_PARAMS = frozenset({"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"})
 
 
 @dataclass(frozen=True)
@@ -102,11 +105,13 @@ def create(
     resource: dict[str, Any],
     *,
     if_none_exist: str | None = None,
+    res_id: str | None = None,
 ) -> WriteResult:
     """Store a new resource under a server-assigned id (any id in the body is ignored).
 
     With ``if_none_exist`` (a search query) an existing match is returned instead;
-    MultipleMatches if the query matches more than one resource.
+    MultipleMatches if the query matches more than one resource.  ``res_id`` is the
+    id to assign, when the caller (a transaction) had to know it before the write.
     """
     require_type(resource_type, "create")
     if if_none_exist:
@@ -115,7 +120,7 @@ def create(
             raise MultipleMatches(f"If-None-Exist matched more than one {resource_type}")
         if found:
             return WriteResult(read(uow, resource_type, found[0]), created=False, changed=False)
-    return _write_new(uow, resource_type, str(uuid.uuid4()), resource, "POST")
+    return _write_new(uow, resource_type, res_id or str(uuid.uuid4()), resource, "POST")
 
 
 def update(
@@ -240,7 +245,6 @@ def delete(uow: UnitOfWork, resource_type: str, res_id: str) -> StoredResource |
         uow.store.replace(tombstone, current.version_id)
     except StaleVersion:
         raise VersionConflict(f"{resource_type}/{res_id} was changed concurrently") from None
-    uow.store.replace_tokens(resource_type, res_id, ())
     return StoredResource(
         resource_type, res_id, tombstone.version_id, tombstone.last_updated, True, None, "DELETE"
     )
@@ -260,11 +264,16 @@ def matching_ids(
     uow: UnitOfWork, resource_type: str, params: Sequence[tuple[str, str]]
 ) -> list[str]:
     """Ids of up to two resources matching a conditional query (0, 1 or "several")."""
-    criteria = [(k, v) for k, v in params if not k.startswith("_") or k == "_id"]
+    criteria = [(k, v) for k, v in params if not k.startswith("_") or k in _CONDITION_PARAMS]
     if not criteria:
         raise InvalidRequest("A conditional interaction needs at least one search parameter")
-    request = parse_search(resource_type, criteria, default_count=2, max_count=2)
-    return match_ids(uow, request)
+    request = parse_search(
+        resource_type, criteria, active_params(uow), default_count=2, max_count=2
+    )
+    # Two writers checking the same condition take turns, so neither misses the other's
+    # resource (SQLite serialises writers already; PostgreSQL needs the lock).
+    uow.lock(f"{resource_type}?{sorted(criteria)}")
+    return match_ids(uow, request.query)
 
 
 def _query_pairs(query: str) -> list[tuple[str, str]]:
@@ -279,9 +288,6 @@ def _write_new(
         uow.store.insert(new)
     except DuplicateResource:
         raise VersionConflict(f"{resource_type}/{res_id} was created concurrently") from None
-    uow.store.replace_tokens(
-        resource_type, res_id, tokens_of(new.content or {}), first_version=True
-    )
     return WriteResult(_stored(new), created=True)
 
 
@@ -297,7 +303,6 @@ def _write_next(
         raise VersionConflict(
             f"{current.res_type}/{current.res_id} was changed concurrently; read it and retry"
         ) from None
-    uow.store.replace_tokens(current.res_type, current.res_id, tokens_of(new.content or {}))
     return WriteResult(_stored(new), created=current.deleted)
 
 

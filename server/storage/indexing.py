@@ -1,23 +1,54 @@
-"""Index rows extracted from a resource on write.
+"""Writing a resource's search index rows: one executemany per typed table.
 
-For now the ``identifier`` token of every type that has one; the search issue
-replaces this with extraction driven by SearchParameter expressions.
+Index rows always describe the current version: a write replaces them, a delete
+removes them, inside the write's own transaction.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from server.storage.repository import Token
+from sqlalchemy import Connection, Table, delete, insert
+
+from server.fhir.extract import IndexEntries
+from server.storage.schema import INDEX_TABLES
+
+_TABLES = {kind: cast(Table, model.__table__) for kind, model in INDEX_TABLES.items()}
+# Value columns of each table, in the order IndexEntries rows carry them after (param, grp).
+_SHARED = ("row_id", "res_type", "res_id", "param", "grp")
+_COLUMNS = {
+    kind: ["param", "grp", *(c.name for c in table.columns if c.name not in _SHARED)]
+    for kind, table in _TABLES.items()
+}
 
 
-def tokens_of(resource: dict[str, Any]) -> list[Token]:
-    identifiers = resource.get("identifier")
-    if isinstance(identifiers, dict):  # Bundle.identifier is single
-        identifiers = [identifiers]
-    tokens = []
-    for identifier in identifiers or ():
-        value = identifier.get("value") if isinstance(identifier, dict) else None
-        if isinstance(value, str):
-            tokens.append(Token("identifier", identifier.get("system"), value))
-    return tokens
+def remove_index(connection: Connection, res_type: str, res_id: str) -> None:
+    for table in _TABLES.values():
+        connection.execute(
+            delete(table).where(table.c.res_type == res_type, table.c.res_id == res_id)
+        )
+
+
+def write_index(
+    connection: Connection,
+    res_type: str,
+    res_id: str,
+    entries: IndexEntries,
+    *,
+    replace: bool,
+) -> None:
+    """Store ``entries`` as the index rows of a resource (``replace`` drops older rows first)."""
+    if replace:
+        remove_index(connection, res_type, res_id)
+    for kind, table in _TABLES.items():
+        rows: list[tuple[Any, ...]] = getattr(entries, kind)
+        if not rows:
+            continue
+        names = _COLUMNS[kind]
+        connection.execute(
+            insert(table),
+            [
+                {"res_type": res_type, "res_id": res_id, **dict(zip(names, row, strict=True))}
+                for row in set(rows)
+            ],
+        )

@@ -1,4 +1,4 @@
-"""ResourceStore: current rows, version rows, history pages and token index rows.
+"""ResourceStore: current rows, version rows, history pages; index rows kept in step.
 
 Every write is guarded by the version counter: an update names the version it
 replaces, and a concurrent writer that got there first makes it fail with
@@ -7,23 +7,21 @@ replaces, and a concurrent writer that got there first makes it fail with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from server.storage.schema import Resource, ResourceVersion, TokenIndex
-
-# Index values are cut to the column width, on write and in queries alike; a token that
-# long is never typed by a person, so the rare false match costs nothing.
-MAX_TOKEN_LENGTH = 255
+from server.fhir.extract import Indexer
+from server.storage.indexing import remove_index, write_index
+from server.storage.schema import Resource, ResourceVersion
+from server.storage.search.store import SearchQueries
 
 _R = cast(Table, Resource.__table__)
 _V = cast(Table, ResourceVersion.__table__)
-_T = cast(Table, TokenIndex.__table__)
 
 
 class StaleVersion(Exception):
@@ -65,23 +63,6 @@ class NewVersion:
         return self.content is None
 
 
-@dataclass(frozen=True)
-class Token:
-    param: str
-    system: str | None
-    code: str
-
-
-@dataclass(frozen=True)
-class TokenQuery:
-    """Match ``code`` (and ``system`` when ``match_system``; None system means "no system")."""
-
-    param: str
-    code: str | None
-    system: str | None
-    match_system: bool
-
-
 def _ordered(content: dict[str, Any] | None) -> dict[str, Any] | None:
     """resourceType, id and meta first: JSONB (PostgreSQL) does not keep key order."""
     if not content or next(iter(content)) == "resourceType":
@@ -96,11 +77,19 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-class ResourceStore:
+class ResourceStore(SearchQueries):
     """Queries and writes over one connection, inside the caller's transaction."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, indexer: Indexer | None = None) -> None:
         self._c = connection
+        self._indexer = indexer
+
+    def _index(self, new: NewVersion, *, replace: bool) -> None:
+        if new.content is None:
+            remove_index(self._c, new.res_type, new.res_id)
+        elif self._indexer is not None:
+            entries = self._indexer.extract(new.res_type, new.content)
+            write_index(self._c, new.res_type, new.res_id, entries, replace=replace)
 
     def current(
         self, res_type: str, res_id: str, *, for_update: bool = False
@@ -139,6 +128,7 @@ class ResourceStore:
         except IntegrityError:
             raise DuplicateResource(f"{new.res_type}/{new.res_id}") from None
         self._append_version(new)
+        self._index(new, replace=False)
 
     def replace(self, new: NewVersion, expected_version: int) -> None:
         """Store a later version; StaleVersion if ``expected_version`` is no longer current."""
@@ -154,6 +144,7 @@ class ResourceStore:
         if result.rowcount != 1:
             raise StaleVersion(f"{new.res_type}/{new.res_id}")
         self._append_version(new)
+        self._index(new, replace=True)
 
     def _append_version(self, new: NewVersion) -> None:
         self._c.execute(
@@ -168,58 +159,6 @@ class ResourceStore:
                 content_hash=new.content_hash,
             )
         )
-
-    def replace_tokens(
-        self, res_type: str, res_id: str, tokens: Iterable[Token], *, first_version: bool = False
-    ) -> None:
-        """Make ``tokens`` the index rows of a resource (nothing to remove for a new one)."""
-        if not first_version:
-            self._c.execute(delete(_T).where(_T.c.res_type == res_type, _T.c.res_id == res_id))
-        rows = [
-            {
-                "res_type": res_type,
-                "res_id": res_id,
-                "param": t.param,
-                "system": _cut(t.system),
-                "code": _cut(t.code),
-            }
-            for t in tokens
-        ]
-        if rows:
-            self._c.execute(insert(_T), rows)
-
-    def find_ids(
-        self,
-        res_type: str,
-        *,
-        ids: Sequence[str] = (),
-        token_groups: Sequence[Sequence[TokenQuery]] = (),
-        limit: int,
-        offset: int = 0,
-    ) -> list[str]:
-        """Ids of live resources matching every group (OR within a group), in id order."""
-        query = select(_R.c.res_id).where(_R.c.res_type == res_type, _R.c.deleted.is_(False))
-        if ids:
-            query = query.where(_R.c.res_id.in_(ids))
-        for group in token_groups:
-            query = query.where(_R.c.res_id.in_(self._token_subquery(res_type, group)))
-        query = query.order_by(_R.c.res_id).limit(limit).offset(offset)
-        return list(self._c.execute(query).scalars())
-
-    def _token_subquery(self, res_type: str, group: Sequence[TokenQuery]) -> Any:
-        alternatives = []
-        for token in group:
-            conditions = [_T.c.param == token.param]
-            if token.code is not None:
-                conditions.append(_T.c.code == _cut(token.code))
-            if token.match_system:
-                conditions.append(
-                    _T.c.system.is_(None)
-                    if token.system is None
-                    else _T.c.system == _cut(token.system)
-                )
-            alternatives.append(and_(*conditions))
-        return select(_T.c.res_id).where(_T.c.res_type == res_type, or_(*alternatives))
 
     def many_current(self, res_type: str, ids: Sequence[str]) -> list[StoredResource]:
         rows = self._c.execute(
@@ -265,10 +204,6 @@ class ResourceStore:
         if since is not None:
             query = query.where(_V.c.last_updated >= since)
         return int(self._c.execute(query).scalar_one())
-
-
-def _cut(value: str | None) -> str | None:
-    return value[:MAX_TOKEN_LENGTH] if value is not None else None
 
 
 def _current_values(new: NewVersion) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""SQL tables: current resources, every version, and token search indexes.
+"""SQL tables: current resources, every version, and the typed search indexes.
 
 HAPI-like shape: ``resource`` holds the current version of each resource (one
 primary-key lookup per read), ``resource_version`` every version in a global
@@ -11,7 +11,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -66,22 +76,127 @@ class ResourceVersion(Base):
     )
 
 
-class TokenIndex(Base):
-    """Token search values (``system|code``) of the current version of each resource."""
-
-    __tablename__ = "sp_token"
+class _IndexRow:
+    """Columns every index table shares: the resource, the parameter and the composite group."""
 
     row_id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
     res_type: Mapped[str] = mapped_column(String(64))
     res_id: Mapped[str] = mapped_column(String(64))
-    param: Mapped[str] = mapped_column(String(64))
+    param: Mapped[str] = mapped_column(String(128))
+    # 0 for plain rows; composite components of one focus element share a number.
+    grp: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+
+def _indexes(table: str, *value_columns: str) -> tuple[Index, Index]:
+    return (
+        Index(f"ix_{table}_lookup", "res_type", "param", *value_columns),
+        Index(f"ix_{table}_resource", "res_type", "res_id"),
+    )
+
+
+class TokenIndex(_IndexRow, Base):
+    """token: ``system|code``, plus the display text for ``:text``."""
+
+    __tablename__ = "sp_token"
+
     system: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    code: Mapped[str] = mapped_column(String(255))
+    code: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    text: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     __table_args__ = (
-        Index("ix_sp_token_lookup", "res_type", "param", "code", "system"),
-        Index("ix_sp_token_resource", "res_type", "res_id"),
+        *_indexes("sp_token", "code", "system"),
+        Index("ix_sp_token_text", "res_type", "param", "text"),
     )
+
+
+class StringIndex(_IndexRow, Base):
+    """string: normalised (case and accents folded) for the default and :contains, and exact."""
+
+    __tablename__ = "sp_string"
+
+    value_norm: Mapped[str] = mapped_column(String(255))
+    value_exact: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (
+        Index(
+            "ix_sp_string_lookup",
+            "res_type",
+            "param",
+            "value_norm",
+            postgresql_ops={"value_norm": "varchar_pattern_ops"},  # LIKE 'x%' uses the index
+        ),
+        Index("ix_sp_string_resource", "res_type", "res_id"),
+    )
+
+
+class ReferenceIndex(_IndexRow, Base):
+    """reference: a local target (type, id) or an external/canonical URL."""
+
+    __tablename__ = "sp_reference"
+
+    target_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    url: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+    __table_args__ = (
+        *_indexes("sp_reference", "target_id", "target_type"),
+        Index("ix_sp_reference_target", "target_type", "target_id"),
+        Index("ix_sp_reference_url", "res_type", "param", "url"),
+    )
+
+
+class DateIndex(_IndexRow, Base):
+    """date: the UTC range ``[low, high]`` a value stands for (naive UTC, high inclusive)."""
+
+    __tablename__ = "sp_date"
+
+    low: Mapped[datetime] = mapped_column(DateTime)
+    high: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (
+        *_indexes("sp_date", "low", "high"),
+        Index("ix_sp_date_high", "res_type", "param", "high"),
+    )
+
+
+class NumberIndex(_IndexRow, Base):
+    __tablename__ = "sp_number"
+
+    value: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = _indexes("sp_number", "value")
+
+
+class QuantityIndex(_IndexRow, Base):
+    """quantity: value with its system, code and human unit (``|kg`` matches code or unit)."""
+
+    __tablename__ = "sp_quantity"
+
+    value: Mapped[float] = mapped_column(Float)
+    system: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    code: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+    __table_args__ = _indexes("sp_quantity", "code", "value")
+
+
+class UriIndex(_IndexRow, Base):
+    __tablename__ = "sp_uri"
+
+    uri: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = _indexes("sp_uri", "uri")
+
+
+INDEX_TABLES = {
+    "token": TokenIndex,
+    "string": StringIndex,
+    "reference": ReferenceIndex,
+    "date": DateIndex,
+    "number": NumberIndex,
+    "quantity": QuantityIndex,
+    "uri": UriIndex,
+}
 
 
 metadata = Base.metadata

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from types import TracebackType
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
+from server.fhir.extract import Indexer
 from server.storage.repository import ResourceStore
 
 
@@ -16,9 +18,12 @@ class UnitOfWork:
     BEGIN (no upgrade deadlock between two writers).
     """
 
-    def __init__(self, engine: Engine, *, write: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, *, write: bool = False, indexer: Indexer | None = None
+    ) -> None:
         self._engine = engine
         self._write = write
+        self.indexer = indexer
         self._connection: Connection | None = None
 
     def __enter__(self) -> UnitOfWork:
@@ -27,7 +32,7 @@ class UnitOfWork:
             connection = connection.execution_options(ilp_write=True)
         connection.begin()
         self._connection = connection
-        self.store = ResourceStore(connection)
+        self.store = ResourceStore(connection, self.indexer)
         return self
 
     def __exit__(
@@ -46,6 +51,19 @@ class UnitOfWork:
         finally:
             connection.close()
             self._connection = None
+
+    def lock(self, key: str) -> None:
+        """Hold a lock on ``key`` until this transaction ends (PostgreSQL advisory lock).
+
+        SQLite needs none: its write transactions already run one at a time.
+        """
+        assert self._connection is not None
+        if self._connection.dialect.name == "postgresql":
+            digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+            self._connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"),
+                {"key": int.from_bytes(digest, "big", signed=True)},
+            )
 
     @property
     def dialect(self) -> str:

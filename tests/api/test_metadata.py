@@ -25,7 +25,21 @@ def test_capability_statement_lists_every_registered_type(client):
     patient_support = listed["Patient"]
     codes = {i["code"] for i in patient_support["interaction"]}
     assert {"read", "vread", "update", "patch", "delete", "create", "history-instance"} <= codes
-    assert {p["name"] for p in patient_support["searchParam"]} == {"_id", "identifier"}
+    names = {p["name"] for p in patient_support["searchParam"]}
+    assert {"_id", "_lastUpdated", "identifier", "name", "birthdate", "organization"} <= names
+    assert "code" not in names  # an Observation parameter
+
+
+def test_every_listed_search_parameter_is_accepted(client):
+    rest = client.get("/fhir/metadata").get_json()["rest"][0]
+    samples = {"date": "2026", "number": "1", "quantity": "1", "composite": None, "special": None}
+    for resource in rest["resource"]:
+        for param in resource["searchParam"]:
+            value = samples.get(param["type"], "x")
+            if value is None:
+                continue
+            response = client.get(f"/fhir/{resource['type']}?{param['name']}={value}&_count=1")
+            assert response.status_code == 200, (resource["type"], param["name"], response.json)
 
 
 def test_every_listed_interaction_answers(client):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from server.services.search.execute import search
+from server.services.search.execute import active_params, search, value_set_codes
 from server.services.search.paging import searchset_bundle
 from server.services.search.parse import parse_search
 from server.storage.uow import UnitOfWork
@@ -27,6 +27,12 @@ def search_bundle(
 ) -> dict[str, Any]:
     """The searchset Bundle answering ``resource_type?params`` (one page)."""
     request = parse_search(
-        resource_type, params, default_count=default_count, max_count=max_count, lenient=lenient
+        resource_type,
+        params,
+        active_params(uow),
+        default_count=default_count,
+        max_count=max_count,
+        lenient=lenient,
+        expand=lambda url: value_set_codes(uow, url),
     )
     return searchset_bundle(base, search(uow, request))

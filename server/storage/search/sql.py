@@ -1,0 +1,349 @@
+"""Compile search criteria to SQL: one ``res_id IN (subquery)`` per condition.
+
+Every condition becomes a subquery of resource ids over one typed index table
+(or a join of them for composites, a nested subquery for chains and ``_has``),
+so the same SQL runs on SQLite and PostgreSQL and each subquery uses the
+``(res_type, param, value)`` index of its table.  Prefix semantics follow
+https://hl7.org/fhir/R4/search.html#prefix over the ranges the index stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.sql.expression import FromClause
+
+from server.storage.schema import INDEX_TABLES, Resource
+from server.storage.search.criteria import (
+    Chain,
+    CompositeMatch,
+    Condition,
+    Has,
+    IdMatch,
+    LastUpdated,
+    Match,
+    Missing,
+    Query,
+    RangeTest,
+    ReferenceTest,
+    SortKey,
+    StringTest,
+    Test,
+    TokenTest,
+    UriTest,
+)
+
+R = cast(Table, Resource.__table__)
+TABLES = {kind: cast(Table, model.__table__) for kind, model in INDEX_TABLES.items()}
+_SORT_COLUMN = {
+    "string": "value_norm",
+    "token": "code",
+    "number": "value",
+    "quantity": "value",
+    "uri": "uri",
+    "reference": "target_id",
+}
+
+
+def ids_select(resource_type: str, conditions: tuple[Condition, ...]) -> Select[Any]:
+    """Ids of live resources of ``resource_type`` meeting every condition."""
+    r = R.alias()
+    query = select(r.c.res_id).where(r.c.res_type == resource_type, r.c.deleted.is_(False))
+    return query.where(*(condition_sql(resource_type, c, r) for c in conditions))
+
+
+def condition_sql(resource_type: str, condition: Condition, r: FromClause) -> ColumnElement[bool]:
+    if isinstance(condition, IdMatch):
+        test = r.c.res_id.in_(condition.ids)
+        return not_(test) if condition.negate else test
+    if isinstance(condition, LastUpdated):  # a timestamptz column: compare aware UTC values
+        tests = (replace(t, low=_aware(t.low), high=_aware(t.high)) for t in condition.tests)
+        return or_(*(_range(r.c.last_updated, r.c.last_updated, t) for t in tests))
+    subquery = _ids_subquery(resource_type, condition)
+    if isinstance(condition, Match) and condition.negate:
+        return r.c.res_id.not_in(subquery)
+    if isinstance(condition, Missing) and condition.missing:
+        return r.c.res_id.not_in(subquery)
+    return r.c.res_id.in_(subquery)
+
+
+def _ids_subquery(resource_type: str, condition: Condition) -> Select[Any]:
+    if isinstance(condition, Match):
+        t = TABLES[condition.kind].alias()
+        return select(t.c.res_id).where(
+            t.c.res_type == resource_type,
+            t.c.param == condition.param,
+            or_(*(_test(condition.kind, t, test) for test in condition.tests)),
+        )
+    if isinstance(condition, Missing):
+        t = TABLES[condition.kind].alias()
+        return select(t.c.res_id).where(t.c.res_type == resource_type, t.c.param == condition.param)
+    if isinstance(condition, CompositeMatch):
+        return _composite(resource_type, condition)
+    if isinstance(condition, Chain):
+        ref = TABLES["reference"].alias()
+        targets = [
+            and_(
+                ref.c.target_type == target,
+                ref.c.target_id.in_(ids_select(target, condition.inner)),
+            )
+            for target in condition.target_types
+        ]
+        return select(ref.c.res_id).where(
+            ref.c.res_type == resource_type, ref.c.param == condition.param, or_(*targets)
+        )
+    if isinstance(condition, Has):
+        ref = TABLES["reference"].alias()
+        return select(ref.c.target_id).where(
+            ref.c.res_type == condition.source_type,
+            ref.c.param == condition.param,
+            ref.c.target_type == resource_type,
+            ref.c.res_id.in_(ids_select(condition.source_type, condition.inner)),
+        )
+    raise TypeError(f"Unknown condition {condition!r}")
+
+
+def _composite(resource_type: str, condition: CompositeMatch) -> Select[Any]:
+    tables = [TABLES[kind].alias() for kind in condition.kinds]
+    first = tables[0]
+    joined: Any = first
+    for index, t in enumerate(tables[1:], start=1):
+        joined = joined.join(
+            t,
+            and_(
+                t.c.res_type == first.c.res_type,
+                t.c.res_id == first.c.res_id,
+                t.c.grp == first.c.grp,
+                t.c.param == f"{condition.param}${index}",
+            ),
+        )
+    alternatives = [
+        and_(
+            *(
+                _test(kind, t, test)
+                for kind, t, test in zip(condition.kinds, tables, tests, strict=True)
+            )
+        )
+        for tests in condition.alternatives
+    ]
+    return (
+        select(first.c.res_id)
+        .select_from(joined)
+        .where(
+            first.c.res_type == resource_type,
+            first.c.param == f"{condition.param}$0",
+            or_(*alternatives),
+        )
+    )
+
+
+def _test(kind: str, t: FromClause, test: Test) -> ColumnElement[bool]:
+    if isinstance(test, TokenTest):
+        return _token(t, test)
+    if isinstance(test, StringTest):
+        if test.mode == "exact":
+            return t.c.value_exact == test.value
+        pattern = _like_escape(test.value)
+        pattern = f"%{pattern}%" if test.mode == "contains" else f"{pattern}%"
+        return t.c.value_norm.like(pattern, escape="\\")
+    if isinstance(test, ReferenceTest):
+        parts = []
+        if test.url is not None:
+            parts.append(t.c.url == test.url)
+        if test.target_id is not None:
+            parts.append(t.c.target_id == test.target_id)
+        if test.target_type is not None:
+            parts.append(t.c.target_type == test.target_type)
+        return and_(*parts)
+    if isinstance(test, UriTest):
+        if test.mode == "below":
+            return t.c.uri.like(_like_escape(test.value) + "%", escape="\\")
+        if test.mode == "above":
+            return literal(test.value).like(t.c.uri.concat("%"))
+        return t.c.uri == test.value
+    if kind == "date":
+        return cast(ColumnElement[bool], _range(t.c.low, t.c.high, test))
+    return (
+        _quantity(t, test)
+        if kind == "quantity"
+        else cast(ColumnElement[bool], _number(t.c.value, test))
+    )
+
+
+def _token(t: FromClause, test: TokenTest) -> ColumnElement[bool]:
+    if test.codes is not None:
+        return or_(
+            false(),
+            *(
+                and_(
+                    t.c.code == code if code is not None else true(),
+                    t.c.system == system if system is not None else true(),
+                )
+                for system, code in test.codes
+            ),
+        )
+    parts: list[ColumnElement[bool]] = []
+    if test.text is not None:  # any word of the text may start the match
+        word = _like_escape(test.text)
+        parts.append(
+            or_(t.c.text.like(word + "%", escape="\\"), t.c.text.like(f"% {word}%", escape="\\"))
+        )
+    if test.code is not None:
+        parts.append(t.c.code == test.code)
+    if test.match_system:
+        parts.append(t.c.system.is_(None) if test.system is None else t.c.system == test.system)
+    return and_(*parts)
+
+
+def _range(low: Any, high: Any, test: RangeTest) -> Any:
+    """Target range [low, high] against the search range per prefix."""
+    s_low, s_high = test.low, test.high
+    contained = and_(low >= s_low, high <= s_high)
+    prefix = test.prefix
+    if prefix == "eq":
+        return contained
+    if prefix == "ne":
+        return not_(contained)
+    if prefix == "gt":
+        return high > s_high
+    if prefix == "lt":
+        return low < s_low
+    if prefix == "ge":
+        return or_(high > s_high, contained)
+    if prefix == "le":
+        return or_(low < s_low, contained)
+    if prefix == "sa":
+        return low > s_high
+    if prefix == "eb":
+        return high < s_low
+    # ap: overlap with the search range widened by 10% of its distance from now
+    assert isinstance(s_low, datetime) and isinstance(s_high, datetime)
+    now = datetime.now(UTC)
+    gap = abs((now if s_low.tzinfo else now.replace(tzinfo=None)) - s_low) / 10
+    return and_(low <= s_high + gap, high >= s_low - gap)
+
+
+def _aware(value: datetime | float) -> datetime | float:
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else value
+
+
+def _number(value: Any, test: RangeTest) -> Any:
+    exact = test.value if test.value is not None else test.low
+    lo, hi = float(cast(float, test.low)), float(cast(float, test.high))
+    prefix = test.prefix
+    if prefix == "eq":
+        return and_(value >= lo, value < hi)
+    if prefix == "ne":
+        return or_(value < lo, value >= hi)
+    if prefix in ("gt", "sa"):
+        return value > exact
+    if prefix in ("lt", "eb"):
+        return value < exact
+    if prefix == "ge":
+        return value >= exact
+    if prefix == "le":
+        return value <= exact
+    spread = abs(float(cast(float, exact))) * 0.1
+    return and_(
+        value >= float(cast(float, exact)) - spread, value <= float(cast(float, exact)) + spread
+    )
+
+
+def _quantity(t: FromClause, test: RangeTest) -> ColumnElement[bool]:
+    parts = [_number(t.c.value, test)]
+    if test.system is not None:
+        parts.append(t.c.system == test.system)
+        if test.code is not None:
+            parts.append(t.c.code == test.code)
+    elif test.code is not None:
+        parts.append(or_(t.c.code == test.code, t.c.unit == test.code))
+    return and_(*parts)
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def sort_columns(query: Query, r: FromClause) -> list[tuple[Any, bool]]:
+    """(expression, descending) per sort level; missing values last; id breaks ties."""
+    columns: list[tuple[Any, bool]] = []
+    for key in query.sort:
+        columns.extend(_sort_key(query.resource_type, key, r))
+    columns.append((r.c.res_id, False))
+    return columns
+
+
+def _sort_key(resource_type: str, key: SortKey, r: FromClause) -> list[tuple[Any, bool]]:
+    if key.kind == "_id":
+        return []  # the final tie-breaker; descending ids are rare enough to ignore
+    if key.kind == "_lastUpdated":
+        return [(r.c.last_updated, key.descending)]
+    t = TABLES[key.kind].alias()
+    if key.kind == "date":
+        column, aggregate = (t.c.high, func.max) if key.descending else (t.c.low, func.min)
+    else:
+        column = t.c[_SORT_COLUMN[key.kind]]
+        aggregate = func.max if key.descending else func.min
+    value = (
+        select(aggregate(column))
+        .where(t.c.res_type == r.c.res_type, t.c.res_id == r.c.res_id, t.c.param == key.param)
+        .scalar_subquery()
+    )
+    absent = case((value.is_(None), 1), else_=0)
+    return [(absent, False), (value, key.descending)]
+
+
+def after_condition(columns: list[tuple[Any, bool]], values: tuple[Any, ...]) -> Any:
+    """Rows strictly after ``values`` in the order of ``columns`` (keyset paging)."""
+    alternatives = []
+    for index, (column, descending) in enumerate(columns):
+        value = values[index]
+        if value is None:
+            continue  # nothing sorts after a missing value within its (missing) group
+        earlier_equal = [
+            c.is_(None) if v is None else c == v
+            for (c, _d), v in zip(columns[:index], values[:index], strict=True)
+        ]
+        alternatives.append(and_(*earlier_equal, column < value if descending else column > value))
+    return or_(*alternatives) if alternatives else false()
+
+
+def order_by(columns: list[tuple[Any, bool]]) -> list[Any]:
+    return [column.desc() if descending else column.asc() for column, descending in columns]
+
+
+def reference_pairs(ids: list[str], resource_type: str, param: str, target: str | None) -> Any:
+    ref = TABLES["reference"]
+    query = select(ref.c.target_type, ref.c.target_id).where(
+        ref.c.res_type == resource_type,
+        ref.c.res_id.in_(ids),
+        ref.c.param == param,
+        ref.c.target_id.is_not(None),
+    )
+    return query.where(ref.c.target_type == target) if target else query
+
+
+def referencing_ids(source_type: str, param: str, target_type: str, ids: list[str]) -> Any:
+    ref = TABLES["reference"]
+    return select(ref.c.res_id).where(
+        ref.c.res_type == source_type,
+        ref.c.param == param,
+        ref.c.target_type == target_type,
+        ref.c.target_id.in_(ids),
+    )

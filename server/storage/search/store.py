@@ -1,0 +1,82 @@
+"""Running compiled searches: a page of ids in sort order, counts, and include lookups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, func, select, text
+
+from server.errors import InvalidRequest
+from server.storage.search.criteria import Query
+from server.storage.search.sql import (
+    R,
+    after_condition,
+    condition_sql,
+    order_by,
+    reference_pairs,
+    referencing_ids,
+    sort_columns,
+)
+
+# One page row: the id and the values of the sort keys, which make the next-page cursor.
+PageRow = tuple[Any, ...]
+
+
+class SearchQueries:
+    """Search methods of ResourceStore (kept apart: one concern per module)."""
+
+    _c: Connection
+
+    def search_page(
+        self, query: Query, *, limit: int, after: tuple[Any, ...] | None = None
+    ) -> list[PageRow]:
+        """Up to ``limit`` rows ``(res_id, *sort values)`` after the cursor values ``after``."""
+        r = R.alias("r")
+        columns = sort_columns(query, r)
+        statement = select(r.c.res_id, *(column for column, _ in columns[:-1])).where(
+            *_filters(query, r)
+        )
+        if after is not None:
+            if len(after) != len(columns):
+                raise InvalidRequest("_cursor does not fit this search's _sort", "_cursor")
+            statement = statement.where(after_condition(columns, after))
+        statement = statement.order_by(*order_by(columns)).limit(limit)
+        return [tuple(row[1:]) + (row[0],) for row in self._c.execute(statement)]
+
+    def search_count(self, query: Query) -> int:
+        r = R.alias("r")
+        statement = select(func.count()).select_from(r).where(*_filters(query, r))
+        return int(self._c.execute(statement).scalar_one())
+
+    def search_estimate(self, query: Query) -> int:
+        """The planner's row estimate on PostgreSQL (cheap); an exact count elsewhere."""
+        if self._c.dialect.name != "postgresql":
+            return self.search_count(query)
+        r = R.alias("r")
+        statement = select(r.c.res_id).where(*_filters(query, r))
+        compiled = statement.compile(self._c, compile_kwargs={"literal_binds": True})
+        plan = self._c.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+    def referenced(
+        self, resource_type: str, ids: list[str], param: str, target_type: str | None
+    ) -> list[tuple[str, str]]:
+        """(type, id) of the resources that ``param`` of the given resources points to."""
+        rows = self._c.execute(reference_pairs(ids, resource_type, param, target_type))
+        return [(row.target_type, row.target_id) for row in rows if row.target_type]
+
+    def referencing(
+        self, source_type: str, param: str, target_type: str, ids: list[str]
+    ) -> list[str]:
+        """Ids of ``source_type`` resources whose ``param`` points to one of ``ids``."""
+        return list(
+            self._c.execute(referencing_ids(source_type, param, target_type, ids)).scalars()
+        )
+
+
+def _filters(query: Query, r: Any) -> list[Any]:
+    return [
+        r.c.res_type == query.resource_type,
+        r.c.deleted.is_(False),
+        *(condition_sql(query.resource_type, c, r) for c in query.conditions),
+    ]
