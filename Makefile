@@ -22,6 +22,7 @@ $(FHIR_PACKAGE): | $(VENV)/.installed
 run: install fhir-package
 	$(BIN)/ilp db upgrade
 	$(BIN)/ilp profiles load
+	$(BIN)/ilp demo load
 	$(BIN)/ilp serve
 
 test: install fhir-package

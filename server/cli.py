@@ -1,18 +1,26 @@
-"""The ``ilp`` command: database, conformance resources, FHIR packages, serving.
+"""The ``ilp`` command: database, conformance resources, FHIR packages, demo data, serving.
 
-``ilp db upgrade`` · ``ilp profiles load [DIR]`` · ``ilp package fetch`` · ``ilp serve``
+``ilp db upgrade`` · ``ilp profiles load [DIR]`` · ``ilp package fetch`` · ``ilp demo load``
+· ``ilp serve``
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from server.config import ConfigError, Settings
+from server.demo.district import DEFAULT_SEED, PRESETS
 from server.errors import FhirError
+
+if TYPE_CHECKING:
+    from server.services.demo import LoadReport
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +60,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     fetch.set_defaults(handler=_package_fetch)
 
+    demo = commands.add_parser("demo", help="synthetic ILP demo district")
+    demo_load = demo.add_subparsers(required=True).add_parser(
+        "load", help="generate the demo district and store it (loading twice changes nothing)"
+    )
+    demo_load.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    demo_load.add_argument(
+        "--observations", type=_positive, metavar="N", help="add families until N Observations"
+    )
+    demo_load.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    demo_load.add_argument("--batch-size", type=_positive, default=500, metavar="N")
+    demo_load.add_argument(
+        "--validate", action="store_true", help="validate each resource's structure first"
+    )
+    demo_load.set_defaults(handler=_demo_load)
+
     serve = commands.add_parser("serve", help="serve the API with gunicorn")
     serve.set_defaults(handler=_serve)
     return parser
@@ -84,6 +107,58 @@ def _package_fetch(settings: Settings, _args: argparse.Namespace) -> int:
     folder = packages.fetch(settings.package_cache, packages.R4_EXAMPLES)
     print(f"{packages.R4_EXAMPLES} is in {folder}")
     return 0
+
+
+def _demo_load(settings: Settings, args: argparse.Namespace) -> int:
+    from server.services import demo
+    from server.services.context import ServiceContext
+    from server.storage.db import create_db_engine
+
+    size = PRESETS[args.preset]
+    if args.observations is not None:
+        size = dataclasses.replace(size, observations=args.observations)
+    context = ServiceContext(settings, create_db_engine(settings))
+    report = demo.load_demo(
+        context,
+        size,
+        args.seed,
+        batch_size=args.batch_size,
+        validate=args.validate,
+        on_progress=_ProgressLine(),
+    )
+    written = ", ".join(f"{n:,} {t}" for t, n in sorted(report.written_by_type.items()))
+    print(
+        f"demo district ({args.preset}, seed {args.seed}): {report.written:,} written, "
+        f"{report.unchanged:,} unchanged in {report.seconds:.1f} s ({report.rate:,.0f}/s)"
+        + (f"; {written}" if written else "")
+    )
+    return 0
+
+
+class _ProgressLine:
+    """Prints where a load stands every few seconds."""
+
+    EVERY_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self._next = time.monotonic() + self.EVERY_SECONDS
+
+    def __call__(self, report: LoadReport) -> None:
+        if time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + self.EVERY_SECONDS
+        print(
+            f"demo: {report.processed:,} resources ({report.written:,} written, "
+            f"{report.unchanged:,} unchanged), {report.rate:,.0f}/s",
+            flush=True,
+        )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:

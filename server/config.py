@@ -30,6 +30,9 @@ class Settings:
     default_count: int = 20
     max_count: int = 1000
     max_body_bytes: int = 16 * 1024 * 1024
+    max_bundle_entries: int = 1000
+    max_bundle_bytes: int = 8 * 1024 * 1024
+    max_bundle_depth: int = 64
     allow_update_create: bool = True
     profiles_dir: str = "profiles"
     package_cache: str = ".cache/fhir"
@@ -56,6 +59,9 @@ class Settings:
             raise ConfigError("ILP_DEFAULT_COUNT must be between 1 and ILP_MAX_COUNT")
         if self.workers < 1:
             raise ConfigError("ILP_WORKERS must be at least 1")
+        for name in ("max_bundle_entries", "max_bundle_bytes", "max_bundle_depth"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"ILP_{name.upper()} must be at least 1")
 
     @property
     def fhir_base(self) -> str:

@@ -63,6 +63,7 @@ class _Plan:
     code: str
     type: str
     select: fhirpath.Accessor
+    roots: frozenset[str] | None = None  # skip the plan when the resource has none of these
     components: tuple[tuple[str, fhirpath.Accessor], ...] = ()
 
 
@@ -76,7 +77,10 @@ class Indexer:
 
     def extract(self, resource_type: str, resource: dict[str, Any]) -> IndexEntries:
         entries = IndexEntries()
+        present = resource.keys()
         for plan in self._plans_for(resource_type):
+            if plan.roots is not None and plan.roots.isdisjoint(present):
+                continue
             try:
                 nodes = plan.select(resource)
             except Exception:  # an interpreter gap (e.g. hasExtension) must not fail a write
@@ -120,10 +124,17 @@ class Indexer:
         if not fhirpath.parts_for(resource_type, param.expression):
             return None
         select = fhirpath.accessor(resource_type, param.expression)
+        roots = fhirpath.root_keys(resource_type, param.expression)
         if param.type != "composite":
-            return _Plan(param.code, param.type, select)
+            return _Plan(param.code, param.type, select, roots)
         components = composite_components(self.params, resource_type, param)
-        return _Plan(param.code, "composite", select, components) if components else None
+        if not components:
+            return None
+        if fhirpath.parts_for(resource_type, param.expression) == [resource_type]:
+            # focus is the resource itself: nothing to index unless every component is there
+            value = param.components[-1].expression
+            roots = fhirpath.root_keys(resource_type, f"{resource_type}.{value}")
+        return _Plan(param.code, "composite", select, roots, components)
 
 
 def composite_components(

@@ -90,6 +90,26 @@ def accessor(resource_type: str, expression: str) -> Accessor:
 
 
 @cache
+def root_keys(resource_type: str, expression: str) -> frozenset[str] | None:
+    """Top-level JSON keys without which ``expression`` selects nothing (None: unknown).
+
+    Lets the indexer skip most parameters of a resource after one set test.
+    """
+    keys: set[str] = set()
+    for part in parts_for(resource_type, expression):
+        head, dot, rest = part.partition(".")
+        name = re.match(_NAME, rest) if dot else None
+        if name is None or _simple_steps(dot + rest, head) is None:
+            return None  # the interpreter may answer without any key (e.g. exists())
+        model = "Resource" if head in ("Resource", "DomainResource") else head
+        found = _keys(model, name.group())
+        if found is None:
+            return None
+        keys.update(found)
+    return frozenset(keys)
+
+
+@cache
 def relative_accessor(model: str | None, expression: str) -> Accessor:
     """An accessor for ``expression`` relative to a node of type ``model`` (None: unknown)."""
     steps = _simple_steps("." + expression, model)

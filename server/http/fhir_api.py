@@ -12,8 +12,8 @@ from flask import Blueprint, Response, current_app, g, request
 
 from server.http import negotiation as neg
 from server.http.responses import compress, fhir_response, resource_response, write_response
+from server.services import bundles, resources
 from server.services import history as history_service
-from server.services import resources
 from server.services.capability import capability_statement
 from server.services.context import ServiceContext
 from server.services.search import search_bundle
@@ -45,6 +45,14 @@ def metadata() -> Response:
             search_params=ctx().search_params,
         )
     )
+
+
+@bp.post("/", strict_slashes=False)
+def transaction() -> Response:
+    """batch or transaction (http.html#transaction): the response Bundle, or the failure."""
+    neg.require_media_type(request, neg.RESOURCE_MEDIA_TYPES)
+    bundle = bundles.parse_bundle(request.get_data(), ctx().settings)
+    return fhir_response(bundles.process(ctx(), bundle, prefer=neg.prefer_return(request)))
 
 
 @bp.get("/<rtype>/<rid>")

@@ -41,7 +41,11 @@ def capability_statement(
                     )
                     for support in SUPPORTED.values()
                 ],
-                "interaction": [{"code": "history-system"}],
+                "interaction": [
+                    {"code": "transaction"},
+                    {"code": "batch"},
+                    {"code": "history-system"},
+                ],
             }
         ],
     }

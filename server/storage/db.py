@@ -34,7 +34,17 @@ def create_db_engine(settings: Settings) -> Engine:
         engine = create_engine(url, **options)
         _configure_sqlite(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4, **options)
+        # psycopg prepares a statement on its fifth run and PostgreSQL may then keep a generic
+        # plan made while the tables were small (a scan of every row of a type per lookup);
+        # custom plans are cheap for our short statements and always use the key.
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=4,
+            max_overflow=4,
+            connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+            **options,
+        )
     # A pool inherited through fork() must not be shared with the parent.
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     return engine

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.fhir.extract import Indexer
@@ -22,6 +22,14 @@ from server.storage.search.store import SearchQueries
 
 _R = cast(Table, Resource.__table__)
 _V = cast(Table, ResourceVersion.__table__)
+# Built once: statements that take their values as parameters reuse SQLAlchemy's compiled cache.
+_INSERT_CURRENT = insert(_R)
+_INSERT_VERSION = insert(_V)
+_UPDATE_CURRENT = update(_R).where(
+    _R.c.res_type == bindparam("w_type"),
+    _R.c.res_id == bindparam("w_id"),
+    _R.c.version_id == bindparam("w_version"),
+)
 
 
 class StaleVersion(Exception):
@@ -124,7 +132,7 @@ class ResourceStore(SearchQueries):
         """Store the first version of a resource; DuplicateResource if it exists."""
         # No savepoint: a duplicate aborts the whole unit of work, which the caller wants.
         try:
-            self._c.execute(insert(_R).values(**_current_values(new)))
+            self._c.execute(_INSERT_CURRENT, _current_values(new))
         except IntegrityError:
             raise DuplicateResource(f"{new.res_type}/{new.res_id}") from None
         self._append_version(new)
@@ -133,13 +141,13 @@ class ResourceStore(SearchQueries):
     def replace(self, new: NewVersion, expected_version: int) -> None:
         """Store a later version; StaleVersion if ``expected_version`` is no longer current."""
         result = self._c.execute(
-            update(_R)
-            .where(
-                _R.c.res_type == new.res_type,
-                _R.c.res_id == new.res_id,
-                _R.c.version_id == expected_version,
-            )
-            .values(**_current_values(new))
+            _UPDATE_CURRENT,
+            {
+                **_current_values(new),
+                "w_type": new.res_type,
+                "w_id": new.res_id,
+                "w_version": expected_version,
+            },
         )
         if result.rowcount != 1:
             raise StaleVersion(f"{new.res_type}/{new.res_id}")
@@ -148,16 +156,17 @@ class ResourceStore(SearchQueries):
 
     def _append_version(self, new: NewVersion) -> None:
         self._c.execute(
-            insert(_V).values(
-                res_type=new.res_type,
-                res_id=new.res_id,
-                version_id=new.version_id,
-                method=new.method,
-                last_updated=new.last_updated,
-                deleted=new.deleted,
-                content=new.content,
-                content_hash=new.content_hash,
-            )
+            _INSERT_VERSION,
+            {
+                "res_type": new.res_type,
+                "res_id": new.res_id,
+                "version_id": new.version_id,
+                "method": new.method,
+                "last_updated": new.last_updated,
+                "deleted": new.deleted,
+                "content": new.content,
+                "content_hash": new.content_hash,
+            },
         )
 
     def many_current(self, res_type: str, ids: Sequence[str]) -> list[StoredResource]:

@@ -6,9 +6,13 @@ import hashlib
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError
 
+from server.errors import VersionConflict
 from server.fhir.extract import Indexer
 from server.storage.repository import ResourceStore
+
+DEADLOCK_DETECTED = "40P01"
 
 
 class UnitOfWork:
@@ -60,10 +64,18 @@ class UnitOfWork:
         assert self._connection is not None
         if self._connection.dialect.name == "postgresql":
             digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-            self._connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"),
-                {"key": int.from_bytes(digest, "big", signed=True)},
-            )
+            try:
+                self._connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"),
+                    {"key": int.from_bytes(digest, "big", signed=True)},
+                )
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != DEADLOCK_DETECTED:
+                    raise
+                # two transactions took the same conditions in opposite orders
+                raise VersionConflict(
+                    "A concurrent transaction holds this condition; retry"
+                ) from None
 
     @property
     def dialect(self) -> str:

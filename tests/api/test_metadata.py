@@ -27,6 +27,7 @@ def test_capability_statement_lists_every_registered_type(client):
     assert {"read", "vread", "update", "patch", "delete", "create", "history-instance"} <= codes
     names = {p["name"] for p in patient_support["searchParam"]}
     assert {"_id", "_lastUpdated", "identifier", "name", "birthdate", "organization"} <= names
+    assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch", "history-system"}
     assert "code" not in names  # an Observation parameter
 
 

@@ -28,6 +28,10 @@ def _imports(path):
             "fhir",
             ("flask", "werkzeug", "sqlalchemy", "server.http", "server.services", "server.storage"),
         ),
+        (  # the demo generator is pure: resources out, no app and no database
+            "demo",
+            ("flask", "werkzeug", "sqlalchemy", "server.http", "server.services", "server.storage"),
+        ),
     ],
 )
 def test_package_does_not_import(package, forbidden):
