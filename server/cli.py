@@ -1,7 +1,7 @@
 """The ``ilp`` command: database, conformance resources, FHIR packages, demo data, serving.
 
 ``ilp db upgrade`` · ``ilp profiles load [DIR]`` · ``ilp package fetch`` · ``ilp demo load``
-· ``ilp serve``
+· ``ilp reindex`` · ``ilp serve``
 """
 
 from __future__ import annotations
@@ -75,6 +75,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo_load.set_defaults(handler=_demo_load)
 
+    reindex = commands.add_parser(
+        "reindex", help="make stored SearchParameters searchable (resumable)"
+    )
+    reindex.add_argument("--batch-size", type=_positive, default=500, metavar="N")
+    reindex.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="wait before scanning, for running workers to start indexing (default 10)",
+    )
+    reindex.set_defaults(handler=_reindex)
+
     serve = commands.add_parser("serve", help="serve the API with gunicorn")
     serve.set_defaults(handler=_serve)
     return parser
@@ -132,6 +145,34 @@ def _demo_load(settings: Settings, args: argparse.Namespace) -> int:
         f"{report.unchanged:,} unchanged in {report.seconds:.1f} s ({report.rate:,.0f}/s)"
         + (f"; {written}" if written else "")
     )
+    return 0
+
+
+def _reindex(settings: Settings, args: argparse.Namespace) -> int:
+    from server.services.context import ServiceContext
+    from server.services.reindex import Progress, reindex
+    from server.storage.db import create_db_engine
+
+    def bar(progress: Progress) -> None:
+        share = progress.done / progress.total if progress.total else 1.0
+        filled = int(share * 30)
+        print(
+            f"\rreindex {', '.join(progress.params)} [{'#' * filled}{'.' * (30 - filled)}] "
+            f"{progress.done:,}/{progress.total:,}",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    context = ServiceContext(settings, create_db_engine(settings))
+    settle = {} if args.settle_seconds is None else {"settle_seconds": args.settle_seconds}
+    report = reindex(context, batch_size=args.batch_size, progress=bar, **settle)
+    if report.activated:
+        print(file=sys.stderr)
+    for line in report.skipped:
+        print(f"skipped SearchParameter/{line}", file=sys.stderr)
+    activated = ", ".join(report.activated) or "nothing new"
+    print(f"reindexed {report.resources:,} resources; active: {activated}")
     return 0
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
 from server.config import Settings
 from server.fhir.searchparams import SearchParams
 from server.services.resources import WriteOptions
-from server.services.search import definitions
+from server.services.search.definitions import DefinitionCache, Definitions
 from server.storage.uow import UnitOfWork
 
 
@@ -17,14 +17,22 @@ from server.storage.uow import UnitOfWork
 class ServiceContext:
     settings: Settings
     engine: Engine
+    search_definitions: DefinitionCache = field(default_factory=DefinitionCache, compare=False)
 
     def unit_of_work(self, *, write: bool = False) -> UnitOfWork:
         """A transaction; ``write=True`` when the work will write (index rows included)."""
-        return UnitOfWork(self.engine, write=write, indexer=definitions.indexer(self.settings))
+        current = self.definitions()
+        return UnitOfWork(
+            self.engine, write=write, indexer=current.indexer, search_params=current.searchable
+        )
+
+    def definitions(self) -> Definitions:
+        return self.search_definitions.get(self.settings, self.engine)
 
     @property
     def search_params(self) -> SearchParams:
-        return definitions.search_params(self.settings)
+        """The parameters searches may use now (what the CapabilityStatement lists)."""
+        return self.definitions().searchable
 
     @property
     def write_options(self) -> WriteOptions:

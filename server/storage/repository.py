@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, select, updat
 from sqlalchemy.exc import IntegrityError
 
 from server.fhir.extract import Indexer
-from server.storage.indexing import remove_index, write_index
+from server.storage.indexing import IndexBatch, remove_index, write_index
 from server.storage.schema import Resource, ResourceVersion
 from server.storage.search.store import SearchQueries
 
@@ -91,13 +91,25 @@ class ResourceStore(SearchQueries):
     def __init__(self, connection: Connection, indexer: Indexer | None = None) -> None:
         self._c = connection
         self._indexer = indexer
+        self._pending = IndexBatch()
 
     def _index(self, new: NewVersion, *, replace: bool) -> None:
+        if not replace:  # a new resource: its rows wait for the next flush
+            if new.content is not None and self._indexer is not None:
+                self._pending.add(
+                    new.res_type, new.res_id, self._indexer.extract(new.res_type, new.content)
+                )
+            return
+        self.flush()  # rows of this resource may still be pending
         if new.content is None:
             remove_index(self._c, new.res_type, new.res_id)
         elif self._indexer is not None:
             entries = self._indexer.extract(new.res_type, new.content)
-            write_index(self._c, new.res_type, new.res_id, entries, replace=replace)
+            write_index(self._c, new.res_type, new.res_id, entries, replace=True)
+
+    def flush(self) -> None:
+        """Write pending index rows; searches and the commit call this first."""
+        self._pending.flush(self._c)
 
     def current(
         self, res_type: str, res_id: str, *, for_update: bool = False

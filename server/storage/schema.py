@@ -188,6 +188,24 @@ class UriIndex(_IndexRow, Base):
     __table_args__ = _indexes("sp_uri", "uri")
 
 
+class SearchParamState(Base):
+    """A SearchParameter stored on the server, and how far ``ilp reindex`` has indexed it.
+
+    ``indexing``: writes index it, searches do not use it yet; ``active``: searchable.
+    The cursor is the last resource (type, id) reindexed, so an interrupted run resumes.
+    """
+
+    __tablename__ = "search_param_state"
+
+    res_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    cursor_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cursor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 INDEX_TABLES = {
     "token": TokenIndex,
     "string": StringIndex,

@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from server.errors import VersionConflict
 from server.fhir.extract import Indexer
+from server.fhir.searchparams import SearchParams
 from server.storage.repository import ResourceStore
 
 DEADLOCK_DETECTED = "40P01"
@@ -23,11 +24,18 @@ class UnitOfWork:
     """
 
     def __init__(
-        self, engine: Engine, *, write: bool = False, indexer: Indexer | None = None
+        self,
+        engine: Engine,
+        *,
+        write: bool = False,
+        indexer: Indexer | None = None,
+        search_params: SearchParams | None = None,
     ) -> None:
         self._engine = engine
         self._write = write
         self.indexer = indexer
+        # what searches may use; a parameter still being reindexed is indexed, not searched
+        self.search_params = search_params or (indexer.params if indexer else None)
         self._connection: Connection | None = None
 
     def __enter__(self) -> UnitOfWork:
@@ -49,12 +57,19 @@ class UnitOfWork:
         assert connection is not None
         try:
             if exc_type is None:
+                self.store.flush()
                 connection.commit()
             else:
                 connection.rollback()
         finally:
             connection.close()
             self._connection = None
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for storage functions beyond ResourceStore."""
+        assert self._connection is not None, "the unit of work is not open"
+        return self._connection
 
     def lock(self, key: str) -> None:
         """Hold a lock on ``key`` until this transaction ends (PostgreSQL advisory lock).

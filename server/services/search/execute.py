@@ -110,10 +110,10 @@ def _reverse(uow: UnitOfWork, include: Include, targets: list[StoredResource]) -
 
 
 def active_params(uow: UnitOfWork) -> SearchParams:
-    """The parameters the unit of work indexes with (the server's active definitions)."""
-    if uow.indexer is None:
-        raise RuntimeError("search needs a unit of work opened with an indexer")
-    return uow.indexer.params
+    """The parameters searches in this unit of work may use."""
+    if uow.search_params is None:
+        raise RuntimeError("search needs a unit of work opened with search parameters")
+    return uow.search_params
 
 
 def _load(uow: UnitOfWork, keys: set[tuple[str, str]]) -> list[StoredResource]:

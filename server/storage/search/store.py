@@ -27,10 +27,14 @@ class SearchQueries:
 
     _c: Connection
 
+    def flush(self) -> None:
+        """Write what the store holds back (index rows); before any search query."""
+
     def search_page(
         self, query: Query, *, limit: int, after: tuple[Any, ...] | None = None
     ) -> list[PageRow]:
         """Up to ``limit`` rows ``(res_id, *sort values)`` after the cursor values ``after``."""
+        self.flush()
         r = R.alias("r")
         columns = sort_columns(query, r)
         statement = select(r.c.res_id, *(column for column, _ in columns[:-1])).where(
@@ -44,6 +48,7 @@ class SearchQueries:
         return [tuple(row[1:]) + (row[0],) for row in self._c.execute(statement)]
 
     def search_count(self, query: Query) -> int:
+        self.flush()
         r = R.alias("r")
         statement = select(func.count()).select_from(r).where(*_filters(query, r))
         return int(self._c.execute(statement).scalar_one())
@@ -52,6 +57,7 @@ class SearchQueries:
         """The planner's row estimate on PostgreSQL (cheap); an exact count elsewhere."""
         if self._c.dialect.name != "postgresql":
             return self.search_count(query)
+        self.flush()
         r = R.alias("r")
         statement = select(r.c.res_id).where(*_filters(query, r))
         compiled = statement.compile(self._c, compile_kwargs={"literal_binds": True})
@@ -62,6 +68,7 @@ class SearchQueries:
         self, resource_type: str, ids: list[str], param: str, target_type: str | None
     ) -> list[tuple[str, str]]:
         """(type, id) of the resources that ``param`` of the given resources points to."""
+        self.flush()
         rows = self._c.execute(reference_pairs(ids, resource_type, param, target_type))
         return [(row.target_type, row.target_id) for row in rows if row.target_type]
 
@@ -69,6 +76,7 @@ class SearchQueries:
         self, source_type: str, param: str, target_type: str, ids: list[str]
     ) -> list[str]:
         """Ids of ``source_type`` resources whose ``param`` points to one of ``ids``."""
+        self.flush()
         return list(
             self._c.execute(referencing_ids(source_type, param, target_type, ids)).scalars()
         )
