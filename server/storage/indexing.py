@@ -45,6 +45,26 @@ def write_index(
     batch.flush(connection)
 
 
+_PG_TYPES = {
+    "STRING": "varchar",
+    "SMALLINTEGER": "int2",
+    "DATETIME": "timestamp",
+    "FLOAT": "float8",
+}
+_UNNEST_COLUMNS = {kind: ["res_type", "res_id", *names] for kind, names in _COLUMNS.items()}
+_UNNEST_SQL = {
+    kind: (
+        f"INSERT INTO {table.name} ({', '.join(_UNNEST_COLUMNS[kind])}) SELECT * FROM unnest("
+        + ", ".join(
+            f"%(c{i})s::{_PG_TYPES[type(table.c[name].type).__name__.upper()]}[]"
+            for i, name in enumerate(_UNNEST_COLUMNS[kind])
+        )
+        + ")"
+    )
+    for kind, table in _TABLES.items()
+}
+
+
 class IndexBatch:
     """Index rows of several new resources, written with one executemany per table.
 
@@ -65,7 +85,16 @@ class IndexBatch:
             )
 
     def flush(self, connection: Connection) -> None:
+        postgresql = connection.dialect.name == "postgresql"
         for kind, pending in self._rows.items():
-            if pending:
-                connection.execute(insert(_TABLES[kind]), pending)
-                self._rows[kind] = []
+            if not pending:
+                continue
+            if postgresql:
+                # psycopg's executemany sends one statement per row; unnest() of one array
+                # per column inserts them all in one round trip, with a fixed statement text
+                columns = _UNNEST_COLUMNS[kind]
+                arrays = {f"c{i}": [row[name] for row in pending] for i, name in enumerate(columns)}
+                connection.exec_driver_sql(_UNNEST_SQL[kind], arrays)
+            else:
+                connection.execute(insert(_TABLES[kind]), pending)  # sqlite3 loops in C
+            self._rows[kind] = []

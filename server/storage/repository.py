@@ -92,6 +92,7 @@ class ResourceStore(SearchQueries):
         self._c = connection
         self._indexer = indexer
         self._pending = IndexBatch()
+        self._versions: list[dict[str, Any]] = []  # version rows not yet written
 
     def _index(self, new: NewVersion, *, replace: bool) -> None:
         if not replace:  # a new resource: its rows wait for the next flush
@@ -108,7 +109,10 @@ class ResourceStore(SearchQueries):
             write_index(self._c, new.res_type, new.res_id, entries, replace=True)
 
     def flush(self) -> None:
-        """Write pending index rows; searches and the commit call this first."""
+        """Write pending version and index rows; reads of them and the commit call this first."""
+        if self._versions:
+            self._c.execute(_INSERT_VERSION, self._versions)  # one pipelined executemany
+            self._versions = []
         self._pending.flush(self._c)
 
     def current(
@@ -133,6 +137,7 @@ class ResourceStore(SearchQueries):
         )
 
     def version(self, res_type: str, res_id: str, version_id: int) -> StoredResource | None:
+        self.flush()
         row = self._c.execute(
             select(_V).where(
                 _V.c.res_type == res_type, _V.c.res_id == res_id, _V.c.version_id == version_id
@@ -167,8 +172,7 @@ class ResourceStore(SearchQueries):
         self._index(new, replace=True)
 
     def _append_version(self, new: NewVersion) -> None:
-        self._c.execute(
-            _INSERT_VERSION,
+        self._versions.append(
             {
                 "res_type": new.res_type,
                 "res_id": new.res_id,
@@ -178,7 +182,7 @@ class ResourceStore(SearchQueries):
                 "deleted": new.deleted,
                 "content": new.content,
                 "content_hash": new.content_hash,
-            },
+            }
         )
 
     def many_current(self, res_type: str, ids: Sequence[str]) -> list[StoredResource]:
@@ -208,6 +212,7 @@ class ResourceStore(SearchQueries):
         limit: int,
     ) -> list[StoredResource]:
         """Versions newest first, at most ``limit``, older than ``before_seq`` when given."""
+        self.flush()
         query = select(_V)
         if res_type is not None:
             query = query.where(_V.c.res_type == res_type)
@@ -221,6 +226,7 @@ class ResourceStore(SearchQueries):
         return [_from_version_row(row) for row in rows]
 
     def count_versions(self, res_type: str, res_id: str, since: datetime | None) -> int:
+        self.flush()
         query = select(func.count()).where(_V.c.res_type == res_type, _V.c.res_id == res_id)
         if since is not None:
             query = query.where(_V.c.last_updated >= since)
