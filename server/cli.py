@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
 
     db = commands.add_parser("db", help="database schema").add_subparsers(required=True)
     db.add_parser("upgrade", help="apply the migrations").set_defaults(handler=_db_upgrade)
+    db.add_parser(
+        "analyze", help="refresh planner statistics (demo load and reindex do it too)"
+    ).set_defaults(handler=_db_analyze)
 
     profiles = commands.add_parser("profiles", help="ILP conformance resources")
     load = profiles.add_subparsers(required=True).add_parser("load", help="load a FHIR package")
@@ -102,6 +105,14 @@ def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_analyze(settings: Settings, _args: argparse.Namespace) -> int:
+    from server.storage.db import analyze, create_db_engine
+
+    analyze(create_db_engine(settings))
+    print(f"statistics of {_safe_url(settings.database_url)} refreshed")
+    return 0
+
+
 def _profiles_load(settings: Settings, args: argparse.Namespace) -> int:
     from server.services import conformance
     from server.services.context import ServiceContext
@@ -125,7 +136,7 @@ def _package_fetch(settings: Settings, _args: argparse.Namespace) -> int:
 def _demo_load(settings: Settings, args: argparse.Namespace) -> int:
     from server.services import demo
     from server.services.context import ServiceContext
-    from server.storage.db import create_db_engine
+    from server.storage.db import analyze, create_db_engine
 
     size = PRESETS[args.preset]
     if args.observations is not None:
@@ -139,6 +150,8 @@ def _demo_load(settings: Settings, args: argparse.Namespace) -> int:
         validate=args.validate,
         on_progress=_ProgressLine(),
     )
+    if report.written:
+        analyze(context.engine)
     written = ", ".join(f"{n:,} {t}" for t, n in sorted(report.written_by_type.items()))
     print(
         f"demo district ({args.preset}, seed {args.seed}): {report.written:,} written, "
@@ -151,7 +164,7 @@ def _demo_load(settings: Settings, args: argparse.Namespace) -> int:
 def _reindex(settings: Settings, args: argparse.Namespace) -> int:
     from server.services.context import ServiceContext
     from server.services.reindex import Progress, reindex
-    from server.storage.db import create_db_engine
+    from server.storage.db import analyze, create_db_engine
 
     def bar(progress: Progress) -> None:
         share = progress.done / progress.total if progress.total else 1.0
@@ -167,6 +180,8 @@ def _reindex(settings: Settings, args: argparse.Namespace) -> int:
     context = ServiceContext(settings, create_db_engine(settings))
     settle = {} if args.settle_seconds is None else {"settle_seconds": args.settle_seconds}
     report = reindex(context, batch_size=args.batch_size, progress=bar, **settle)
+    if report.resources:
+        analyze(context.engine)
     if report.activated:
         print(file=sys.stderr)
     for line in report.skipped:

@@ -88,8 +88,9 @@ class _IndexRow:
 
 
 def _indexes(table: str, *value_columns: str) -> tuple[Index, Index]:
+    # res_id last: a condition's list of ids is read from the index alone (no table rows)
     return (
-        Index(f"ix_{table}_lookup", "res_type", "param", *value_columns),
+        Index(f"ix_{table}_lookup", "res_type", "param", *value_columns, "res_id"),
         Index(f"ix_{table}_resource", "res_type", "res_id"),
     )
 
@@ -105,7 +106,7 @@ class TokenIndex(_IndexRow, Base):
 
     __table_args__ = (
         *_indexes("sp_token", "code", "system"),
-        Index("ix_sp_token_text", "res_type", "param", "text"),
+        Index("ix_sp_token_text", "res_type", "param", "text", "res_id"),
     )
 
 
@@ -123,6 +124,7 @@ class StringIndex(_IndexRow, Base):
             "res_type",
             "param",
             "value_norm",
+            "res_id",
             postgresql_ops={"value_norm": "varchar_pattern_ops"},  # LIKE 'x%' uses the index
         ),
         Index("ix_sp_string_resource", "res_type", "res_id"),
@@ -141,7 +143,7 @@ class ReferenceIndex(_IndexRow, Base):
     __table_args__ = (
         *_indexes("sp_reference", "target_id", "target_type"),
         Index("ix_sp_reference_target", "target_type", "target_id"),
-        Index("ix_sp_reference_url", "res_type", "param", "url"),
+        Index("ix_sp_reference_url", "res_type", "param", "url", "res_id"),
     )
 
 
@@ -155,7 +157,7 @@ class DateIndex(_IndexRow, Base):
 
     __table_args__ = (
         *_indexes("sp_date", "low", "high"),
-        Index("ix_sp_date_high", "res_type", "param", "high"),
+        Index("ix_sp_date_high", "res_type", "param", "high", "res_id"),
     )
 
 

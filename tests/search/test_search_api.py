@@ -176,3 +176,17 @@ def test_sort_by_date_descending_and_total(client):
     bundle = client.get("/fhir/Observation?_sort=-date&_total=accurate").json
     assert [e["resource"]["id"] for e in bundle["entry"]] == [new, old]
     assert bundle["total"] == 2
+
+
+def test_bounded_date_range_and_single_condition_count(client):
+    put(client, "/fhir/Patient/p", patient(id="p"))
+    inside = _observation(client, "p", "2026-11-03")
+    _observation(client, "p", "2026-10-30")
+    _observation(client, "p", "2026-11-09")
+    week = "Observation?date=ge2026-11-01&date=lt2026-11-08"
+    assert _ids(client, week) == {inside}
+    counted = client.get("/fhir/Observation?code=http://loinc.org|29463-7&_summary=count").json
+    assert counted["total"] == 3
+    client.delete(f"/fhir/Observation/{inside}")
+    counted = client.get("/fhir/Observation?code=http://loinc.org|29463-7&_summary=count").json
+    assert counted["total"] == 2

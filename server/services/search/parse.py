@@ -30,6 +30,7 @@ from server.storage.search.criteria import (
     Query,
     RangeTest,
     ReferenceTest,
+    RowMatch,
     SortKey,
     StringTest,
     Test,
@@ -118,7 +119,7 @@ def parse_search(
             raise
         used.append((name, value))
     return SearchRequest(
-        Query(resource_type, tuple(conditions), sort),
+        Query(resource_type, _merge_date_bounds(conditions), sort),
         options["count"],
         options.get("cursor"),
         tuple(options["includes"]),
@@ -128,6 +129,27 @@ def parse_search(
         options.get("total", "none"),
         tuple(used),
     )
+
+
+def _merge_date_bounds(conditions: list[Condition]) -> tuple[Condition, ...]:
+    """``date=ge..&date=lt..`` as one condition on one row, not two lists of half the table.
+
+    Stricter only for a resource with several values of the parameter (as HAPI reads it).
+    """
+    bounds: dict[str, list[Test]] = {}
+    for c in conditions:
+        if isinstance(c, Match) and c.kind == "date" and len(c.tests) == 1 and not c.negate:
+            bounds.setdefault(c.param, []).extend(c.tests)
+    several = {param for param, tests in bounds.items() if len(tests) > 1}
+    merged: list[Condition] = []
+    for c in conditions:
+        mergeable = isinstance(c, Match) and c.kind == "date" and len(c.tests) == 1
+        if mergeable and isinstance(c, Match) and not c.negate and c.param in several:
+            if c.param in bounds:  # the first of them stands for all
+                merged.append(RowMatch("date", c.param, tuple(bounds.pop(c.param))))
+            continue
+        merged.append(c)
+    return tuple(merged)
 
 
 def _count(_p: _Parser, _t: str, name: str, value: str, options: dict[str, Any]) -> None:

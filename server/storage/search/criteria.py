@@ -66,6 +66,15 @@ class Match:
 
 
 @dataclass(frozen=True)
+class RowMatch:
+    """Resources with one index row of ``param`` passing every test (a bounded date range)."""
+
+    kind: str
+    param: str
+    tests: tuple[Test, ...]
+
+
+@dataclass(frozen=True)
 class CompositeMatch:
     """Resources with one focus element whose components pass their tests (any alternative)."""
 
@@ -110,7 +119,7 @@ class Has:
     inner: tuple[Condition, ...]
 
 
-Condition = Match | CompositeMatch | Missing | IdMatch | LastUpdated | Chain | Has
+Condition = Match | RowMatch | CompositeMatch | Missing | IdMatch | LastUpdated | Chain | Has
 
 
 @dataclass(frozen=True)

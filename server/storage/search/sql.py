@@ -42,6 +42,7 @@ from server.storage.search.criteria import (
     Query,
     RangeTest,
     ReferenceTest,
+    RowMatch,
     SortKey,
     StringTest,
     Test,
@@ -75,7 +76,7 @@ def condition_sql(resource_type: str, condition: Condition, r: FromClause) -> Co
     if isinstance(condition, LastUpdated):  # a timestamptz column: compare aware UTC values
         tests = (replace(t, low=_aware(t.low), high=_aware(t.high)) for t in condition.tests)
         return or_(*(_range(r.c.last_updated, r.c.last_updated, t) for t in tests))
-    subquery = _ids_subquery(resource_type, condition)
+    subquery = ids_subquery(resource_type, condition)
     if isinstance(condition, Match) and condition.negate:
         return r.c.res_id.not_in(subquery)
     if isinstance(condition, Missing) and condition.missing:
@@ -83,13 +84,21 @@ def condition_sql(resource_type: str, condition: Condition, r: FromClause) -> Co
     return r.c.res_id.in_(subquery)
 
 
-def _ids_subquery(resource_type: str, condition: Condition) -> Select[Any]:
+def ids_subquery(resource_type: str, condition: Condition) -> Select[Any]:
+    """Ids of resources meeting one condition (not negated; deleted ones have no rows)."""
     if isinstance(condition, Match):
         t = TABLES[condition.kind].alias()
         return select(t.c.res_id).where(
             t.c.res_type == resource_type,
             t.c.param == condition.param,
             or_(*(_test(condition.kind, t, test) for test in condition.tests)),
+        )
+    if isinstance(condition, RowMatch):
+        t = TABLES[condition.kind].alias()
+        return select(t.c.res_id).where(
+            t.c.res_type == resource_type,
+            t.c.param == condition.param,
+            *(_test(condition.kind, t, test) for test in condition.tests),
         )
     if isinstance(condition, Missing):
         t = TABLES[condition.kind].alias()

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, distinct, func, select, text
 
 from server.errors import InvalidRequest
-from server.storage.search.criteria import Query
+from server.storage.search.criteria import Match, Query, RowMatch
 from server.storage.search.sql import (
     R,
     after_condition,
     condition_sql,
+    ids_subquery,
     order_by,
     reference_pairs,
     referencing_ids,
@@ -49,6 +50,13 @@ class SearchQueries:
 
     def search_count(self, query: Query) -> int:
         self.flush()
+        if len(query.conditions) == 1 and isinstance(query.conditions[0], Match | RowMatch):
+            only = query.conditions[0]
+            if not (isinstance(only, Match) and only.negate):
+                # index rows exist only for live resources: count them without the resource table
+                ids = ids_subquery(query.resource_type, only).subquery()
+                counted = select(func.count(distinct(ids.c.res_id)))
+                return int(self._c.execute(counted).scalar_one())
         r = R.alias("r")
         statement = select(func.count()).select_from(r).where(*_filters(query, r))
         return int(self._c.execute(statement).scalar_one())
