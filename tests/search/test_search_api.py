@@ -190,3 +190,13 @@ def test_bounded_date_range_and_single_condition_count(client):
     client.delete(f"/fhir/Observation/{inside}")
     counted = client.get("/fhir/Observation?code=http://loinc.org|29463-7&_summary=count").json
     assert counted["total"] == 2
+
+
+def test_sort_by_id_descending_pages_backwards(client):
+    for name in ("a", "b", "c"):
+        put(client, f"/fhir/Patient/{name}", patient(id=name, nik=name))
+    first = client.get("/fhir/Patient?_sort=-_id&_count=2").json
+    assert [e["resource"]["id"] for e in first["entry"]] == ["c", "b"]
+    next_url = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    second = client.get(next_url.replace("http://testserver", "")).json
+    assert [e["resource"]["id"] for e in second["entry"]] == ["a"]

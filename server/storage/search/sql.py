@@ -299,8 +299,8 @@ def sort_columns(query: Query, r: FromClause) -> list[tuple[Any, bool]]:
 
 
 def _sort_key(resource_type: str, key: SortKey, r: FromClause) -> list[tuple[Any, bool]]:
-    if key.kind == "_id":
-        return []  # the final tie-breaker; descending ids are rare enough to ignore
+    if key.kind == "_id":  # ascending ids are the final tie-breaker anyway
+        return [(r.c.res_id, True)] if key.descending else []
     if key.kind == "_lastUpdated":
         return [(r.c.last_updated, key.descending)]
     t = TABLES[key.kind].alias()
