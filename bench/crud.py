@@ -311,18 +311,45 @@ capacity guarantees.  Each script rewrites only its own section.
 """
 
 
-def write_docs(body: str) -> None:
+def write_docs_section(section: str, body: str, *, keep: str | None = None) -> None:
+    """Replace ``section`` of docs/benchmarks.md (or append it), leaving the others alone.
+
+    ``keep`` names a hand-written subsection (e.g. ``### Findings``) carried over as it is.
+    """
     text = DOCS.read_text() if DOCS.exists() else INTRO
-    section = f"{SECTION}\n\n{body}"
-    start = text.find(SECTION)
+    start = text.find(section)
+    kept = ""
     if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
+        text = text.rstrip("\n") + "\n\n"
+        start = end = len(text)
+        following = None
     else:
-        following = re.compile(r"^## ", re.M).search(text, start + len(SECTION))
+        following = re.compile(r"^## ", re.M).search(text, start + len(section))
         end = following.start() if following else len(text)
-        text = text[:start] + section + ("\n" if following else "") + text[end:]
+        found = text.find(keep, start, end) if keep else -1
+        if found >= 0:
+            kept = "\n" + text[found:end].rstrip("\n") + "\n"
+    new = f"{section}\n\n{body}{kept}"
     DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(text)
+    DOCS.write_text(text[:start] + new + ("\n" if following else "") + text[end:])
+
+
+def database_kinds(script: str, db: str, pg_url: str, *, wrk: bool = True) -> list[str]:
+    """The databases to run on; exits with a clear message when a prerequisite is missing."""
+    if wrk and shutil.which("wrk") is None:
+        sys.exit(
+            f"{script} needs the load generator `wrk`, which is not installed.\n"
+            "Install it with: apt-get install wrk   (Debian/Ubuntu)"
+        )
+    if not (BIN / "python").exists():
+        sys.exit(f"{BIN / 'python'} is missing; run `make install` first.")
+    kinds = ["sqlite", "postgresql"] if db == "both" else [db]
+    if "postgresql" in kinds:
+        try:
+            admin(pg_url, "SELECT 1")
+        except Exception as exc:  # whatever the cause, PostgreSQL is not usable
+            sys.exit(f"PostgreSQL at {pg_url} is not usable ({exc}); use --db sqlite?")
+    return kinds
 
 
 def main() -> None:
@@ -336,19 +363,7 @@ def main() -> None:
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit(
-            "bench/crud.py needs the load generator `wrk`, which is not installed.\n"
-            "Install it with: apt-get install wrk   (Debian/Ubuntu)"
-        )
-    if not (BIN / "python").exists():
-        sys.exit(f"{BIN / 'python'} is missing; run `make install` first.")
-    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    if "postgresql" in kinds:
-        try:
-            admin(args.pg_url, "SELECT 1")
-        except Exception as exc:  # whatever the cause, PostgreSQL is not usable
-            sys.exit(f"PostgreSQL at {args.pg_url} is not usable ({exc}); use --db sqlite?")
+    kinds = database_kinds("bench/crud.py", args.db, args.pg_url)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
     try:
         results = {kind: bench(kind, args) for kind in kinds}
@@ -357,7 +372,7 @@ def main() -> None:
     body = report(results, args, " ".join([".venv/bin/python", "bench/crud.py", *sys.argv[1:]]))
     print("\n" + body)
     if not args.no_docs:
-        write_docs(body)
+        write_docs_section(SECTION, body)
         print(f"updated {DOCS.relative_to(ROOT)}")
 
 

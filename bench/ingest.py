@@ -22,8 +22,6 @@ import datetime
 import itertools
 import json
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,7 +31,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from crud import BIN, INTRO, LABELS, ROOT, Server, admin, git_commit, machine
+from crud import (
+    BIN,
+    LABELS,
+    ROOT,
+    Server,
+    database_kinds,
+    git_commit,
+    machine,
+    write_docs_section,
+)
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Transaction ingest (bench/ingest.py)"
@@ -318,20 +325,6 @@ def _profile_table(results: dict[str, dict[str, Any]], args: argparse.Namespace)
     return "\n".join(lines)
 
 
-def write_docs_section(section: str, body: str) -> None:
-    """Replace ``section`` of docs/benchmarks.md (or append it), leaving the others alone."""
-    text = DOCS.read_text() if DOCS.exists() else INTRO
-    start = text.find(section)
-    new = f"{section}\n\n{body}"
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + new
-    else:
-        following = re.compile(r"^## ", re.M).search(text, start + len(section))
-        end = following.start() if following else len(text)
-        text = text[:start] + new + ("\n" if following else "") + text[end:]
-    DOCS.write_text(text)
-
-
 def _dominant(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
     """One sentence: the largest share of worker samples, summed over every run."""
     total: Counter[str] = Counter()
@@ -362,21 +355,9 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true", help="do not update docs")
     args = parser.parse_args()
     args.scenarios = args.scenarios or list(SCENARIOS)
-    if shutil.which("wrk") is None:
-        sys.exit(
-            "bench/ingest.py needs the load generator `wrk`, which is not installed.\n"
-            "Install it with: apt-get install wrk   (Debian/Ubuntu)"
-        )
-    if not (BIN / "python").exists():
-        sys.exit(f"{BIN / 'python'} is missing; run `make install` first.")
     if args.profile and not (BIN / "py-spy").exists():
         sys.exit(f"--profile needs py-spy in the venv: {BIN / 'pip'} install py-spy")
-    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    if "postgresql" in kinds:
-        try:
-            admin(args.pg_url, "SELECT 1")
-        except Exception as exc:  # whatever the cause, PostgreSQL is not usable
-            sys.exit(f"PostgreSQL at {args.pg_url} is not usable ({exc}); use --db sqlite?")
+    kinds = database_kinds("bench/ingest.py", args.db, args.pg_url)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
     try:
         results = {kind: bench(kind, args) for kind in kinds}

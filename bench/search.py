@@ -35,7 +35,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from crud import BIN, INTRO, LABELS, ROOT, Server, admin, git_commit, machine
+from crud import (
+    BIN,
+    LABELS,
+    ROOT,
+    Server,
+    database_kinds,
+    git_commit,
+    machine,
+    write_docs_section,
+)
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Search (bench/search.py)"
@@ -464,26 +473,6 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def write_docs(body: str) -> None:
-    """Replace this script's section of docs/benchmarks.md, keeping its ``### Findings``."""
-    text = DOCS.read_text() if DOCS.exists() else INTRO
-    start = text.find(SECTION)
-    findings = ""
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n"
-        start = end = len(text)
-        following = None
-    else:
-        following = re.compile(r"^## ", re.M).search(text, start + len(SECTION))
-        end = following.start() if following else len(text)
-        kept = text.find(FINDINGS, start, end)
-        if kept >= 0:
-            findings = "\n" + text[kept:end].rstrip("\n") + "\n"
-    section = f"{SECTION}\n\n{body}{findings}"
-    text = text[:start] + section + ("\n" if following else "") + text[end:]
-    DOCS.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
@@ -496,17 +485,10 @@ def main() -> None:
     parser.add_argument("--no-explain", action="store_true", help="no plans of slow queries")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs")
     args = parser.parse_args()
-    if not (BIN / "python").exists():
-        sys.exit(f"{BIN / 'python'} is missing; run `make install` first.")
     if args.requests < 20:
         sys.exit("--requests must be at least 20 for a p95")
     os.chdir(ROOT)  # the server's relative paths (.cache/fhir, profiles/) are for in-process
-    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    if "postgresql" in kinds:
-        try:
-            admin(args.pg_url, "SELECT 1")
-        except Exception as exc:  # whatever the cause, PostgreSQL is not usable
-            sys.exit(f"PostgreSQL at {args.pg_url} is not usable ({exc}); use --db sqlite?")
+    kinds = database_kinds("bench/search.py", args.db, args.pg_url, wrk=False)
     print(f"drawing query values from the district of {args.observations:,} Observations")
     commit = git_commit()
     samples = draw_samples(args.observations, args.seed)
@@ -527,7 +509,7 @@ def main() -> None:
     )
     print("\n" + body)
     if not args.no_docs:
-        write_docs(body)
+        write_docs_section(SECTION, body, keep=FINDINGS)
         print(f"updated {DOCS.relative_to(ROOT)}")
 
 
