@@ -58,6 +58,9 @@ class ValueContext:
     base: str  # this server's FHIR base, to recognise absolute references to itself
 
 
+_NO_BASE = ValueContext("")  # tokens never need the server's base
+
+
 @dataclass(frozen=True)
 class _Plan:
     code: str
@@ -227,7 +230,7 @@ def _references(nodes: list[Any], context: ValueContext) -> list[tuple[Any, ...]
 
 def _reference_identifiers(nodes: list[Any]) -> list[tuple[Any, ...]]:
     identifiers = [n["identifier"] for n in nodes if isinstance(n, dict) and "identifier" in n]
-    return list(_tokens(identifiers, ValueContext(""))) if identifiers else []
+    return _tokens(identifiers, _NO_BASE) if identifiers else []
 
 
 def _dates(nodes: list[Any], _context: ValueContext) -> list[tuple[Any, ...]]:

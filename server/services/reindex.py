@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from server.errors import InvalidRequest
 from server.fhir.registry import SUPPORTED
 from server.services.context import ServiceContext
-from server.services.search.definitions import REFRESH_SECONDS, builtin_urls, problem
+from server.services.search.definitions import BUILT_IN, REFRESH_SECONDS, builtin_urls, problem
 from server.storage import search_params as stored
 
 
@@ -50,14 +50,13 @@ def reindex(
     with context.unit_of_work(write=True) as uow:
         connection = uow.connection
         params = stored.stored_params(connection)
+        problems = {p.res_id: problem(p.content, urls) for p in params}
         skipped = tuple(
-            f"{p.res_id}: {reason}"
+            f"{p.res_id}: {problems[p.res_id]}"
             for p in params
-            if p.status is None
-            and (reason := problem(p.content, urls))
-            and reason != "it is built in"
+            if p.status is None and problems[p.res_id] not in (None, BUILT_IN)
         )
-        todo = [p for p in params if p.status != "active" and not problem(p.content, urls)]
+        todo = [p for p in params if p.status != "active" and problems[p.res_id] is None]
         for param in todo:
             if param.status != "indexing":
                 stored.set_state(connection, param, "indexing")

@@ -30,7 +30,7 @@ from server.errors import (
 from server.fhir import jsonio
 from server.fhir.registry import SUPPORTED, supports
 from server.services.search.execute import active_params, match_ids
-from server.services.search.parse import parse_search
+from server.services.search.parse import RESULT_PARAMETERS, parse_search
 from server.services.validation import check_structure
 from server.storage.repository import DuplicateResource, NewVersion, StaleVersion
 from server.storage.repository import StoredResource as StoredResource  # re-exported for HTTP
@@ -44,10 +44,6 @@ _SCOPE_ELEMENT = {
     "Patient": "managingOrganization",
     "PractitionerRole": "organization",
 }
-
-
-# Search parameters that select resources (other _ parameters shape the result).
-_CONDITION_PARAMS = frozenset({"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"})
 
 
 @dataclass(frozen=True)
@@ -264,7 +260,7 @@ def matching_ids(
     uow: UnitOfWork, resource_type: str, params: Sequence[tuple[str, str]]
 ) -> list[str]:
     """Ids of up to two resources matching a conditional query (0, 1 or "several")."""
-    criteria = [(k, v) for k, v in params if not k.startswith("_") or k in _CONDITION_PARAMS]
+    criteria = [(k, v) for k, v in params if k.split(":")[0] not in RESULT_PARAMETERS]
     if not criteria:
         raise InvalidRequest("A conditional interaction needs at least one search parameter")
     request = parse_search(

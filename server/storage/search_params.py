@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, select, update
 
 from server.fhir.extract import Indexer
-from server.storage.indexing import write_index
+from server.storage.indexing import IndexBatch, remove_index
 from server.storage.schema import Resource, SearchParamState
 
 _R = cast(Table, Resource.__table__)
@@ -103,9 +103,11 @@ def reindex_batch(
             )
         )
     rows = connection.execute(query.order_by(_R.c.res_type, _R.c.res_id).limit(limit)).all()
+    batch = IndexBatch()
     for row in rows:
-        entries = indexer.extract(row.res_type, row.content)
-        write_index(connection, row.res_type, row.res_id, entries, replace=True)
+        remove_index(connection, row.res_type, row.res_id)
+        batch.add(row.res_type, row.res_id, indexer.extract(row.res_type, row.content))
+    batch.flush(connection)
     if len(rows) < limit:
         return len(rows), None
     return len(rows), (rows[-1].res_type, rows[-1].res_id)

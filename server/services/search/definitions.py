@@ -31,6 +31,7 @@ from server.storage import search_params as stored
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 5.0
+BUILT_IN = "it is built in"
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,17 @@ class Definitions:
 
 def builtin_definitions(settings: Settings) -> tuple[dict[str, Any], ...]:
     """The SearchParameter resources of the official and the ILP packages."""
-    return _builtin(str(package_folder(settings.package_cache, R4_EXAMPLES)), settings.profiles_dir)
+    return _builtin(_core_folder(settings), settings.profiles_dir)
 
 
 def builtin_urls(settings: Settings) -> frozenset[str]:
-    return frozenset(d.get("url", "") for d in builtin_definitions(settings))
+    return _builtin_urls(_core_folder(settings), settings.profiles_dir)
 
 
 def problem(resource: dict[str, Any], builtin: frozenset[str]) -> str | None:
     """Why a stored SearchParameter cannot be indexed, or None when it can."""
     if resource.get("url") in builtin:
-        return "it is built in"
+        return BUILT_IN
     if resource.get("status") != "active":
         return "its status is not active"
     if resource.get("type") not in INDEXED_TYPES - {"composite"}:
@@ -118,6 +119,15 @@ def _builtin(core_folder: str, profiles_dir: str) -> tuple[dict[str, Any], ...]:
     if (Path(profiles_dir) / "package.json").exists():
         definitions.extend(definitions_in(profiles_dir))
     return tuple(definitions)
+
+
+@cache
+def _builtin_urls(core_folder: str, profiles_dir: str) -> frozenset[str]:
+    return frozenset(d.get("url", "") for d in _builtin(core_folder, profiles_dir))
+
+
+def _core_folder(settings: Settings) -> str:
+    return str(package_folder(settings.package_cache, R4_EXAMPLES))
 
 
 # Servers (and tests) with the same definitions share one SearchParams and one Indexer.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,10 +79,7 @@ def _includes(
 
 def _forward(uow: UnitOfWork, include: Include, sources: list[StoredResource]) -> set[Any]:
     keys: set[tuple[str, str]] = set()
-    by_type: dict[str, list[str]] = {}
-    for resource in sources:
-        by_type.setdefault(resource.res_type, []).append(resource.res_id)
-    for res_type, ids in by_type.items():
+    for res_type, ids in _by_type((r.res_type, r.res_id) for r in sources).items():
         if include.source_type not in ("*", res_type):
             continue
         params = (
@@ -98,10 +96,7 @@ def _reverse(uow: UnitOfWork, include: Include, targets: list[StoredResource]) -
     if include.param == "*":
         raise InvalidRequest("_revinclude=* is not supported; name Type:parameter", "_revinclude")
     keys: set[tuple[str, str]] = set()
-    by_type: dict[str, list[str]] = {}
-    for resource in targets:
-        by_type.setdefault(resource.res_type, []).append(resource.res_id)
-    for res_type, ids in by_type.items():
+    for res_type, ids in _by_type((r.res_type, r.res_id) for r in targets).items():
         if include.target_type not in (None, res_type):
             continue
         sources = uow.store.referencing(include.source_type, include.param, res_type, ids)
@@ -117,10 +112,16 @@ def active_params(uow: UnitOfWork) -> SearchParams:
 
 
 def _load(uow: UnitOfWork, keys: set[tuple[str, str]]) -> list[StoredResource]:
-    by_type: dict[str, list[str]] = {}
-    for res_type, res_id in sorted(keys):
-        by_type.setdefault(res_type, []).append(res_id)
-    return [r for t, ids in by_type.items() for r in uow.store.many_current(t, ids)]
+    groups = _by_type(sorted(keys))
+    return [r for t, ids in groups.items() for r in uow.store.many_current(t, ids)]
+
+
+def _by_type(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Ids grouped by resource type, in the order given."""
+    groups: dict[str, list[str]] = {}
+    for res_type, res_id in keys:
+        groups.setdefault(res_type, []).append(res_id)
+    return groups
 
 
 def value_set_codes(uow: UnitOfWork, url: str) -> list[tuple[str | None, str | None]] | None:

@@ -196,6 +196,8 @@ _RESULT_OPTIONS: dict[str, Callable[..., None]] = {
     "_include": _include,
     "_revinclude": _include,
 }
+# Every parameter that shapes the answer rather than selects resources (without modifier).
+RESULT_PARAMETERS = FORMAT_PARAMETERS | set(_RESULT_OPTIONS) | {"_sort"}
 
 
 class _Parser:

@@ -253,7 +253,7 @@ def _aware(value: datetime | float) -> datetime | float:
 
 
 def _number(value: Any, test: RangeTest) -> Any:
-    exact = test.value if test.value is not None else test.low
+    exact = float(cast(float, test.value if test.value is not None else test.low))
     lo, hi = float(cast(float, test.low)), float(cast(float, test.high))
     prefix = test.prefix
     if prefix == "eq":
@@ -268,10 +268,8 @@ def _number(value: Any, test: RangeTest) -> Any:
         return value >= exact
     if prefix == "le":
         return value <= exact
-    spread = abs(float(cast(float, exact))) * 0.1
-    return and_(
-        value >= float(cast(float, exact)) - spread, value <= float(cast(float, exact)) + spread
-    )
+    spread = abs(exact) * 0.1  # ap: within 10 %
+    return and_(value >= exact - spread, value <= exact + spread)
 
 
 def _quantity(t: FromClause, test: RangeTest) -> ColumnElement[bool]:
