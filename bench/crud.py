@@ -24,6 +24,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -352,28 +353,43 @@ def database_kinds(script: str, db: str, pg_url: str, *, wrk: bool = True) -> li
     return kinds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_load_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
+    """Options every wrk-driven script takes (``unit``: what one measured stretch is)."""
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--seconds", type=int, default=12, help="per measured phase")
-    parser.add_argument("--warmup", type=int, default=3, help="per warm-up phase")
+    parser.add_argument("--seconds", type=int, default=12, help=f"per measured {unit}")
+    parser.add_argument("--warmup", type=int, default=3, help=f"per warm-up {unit}")
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs")
-    args = parser.parse_args()
-    kinds = database_kinds("bench/crud.py", args.db, args.pg_url)
+
+
+def run_and_record(
+    script: str,
+    section: str,
+    args: argparse.Namespace,
+    bench: Callable[[str, argparse.Namespace], dict[str, Any]],
+    report: Callable[[dict[str, dict[str, Any]], argparse.Namespace, str], str],
+) -> None:
+    """Run ``bench`` on each database, print the report and record it in docs/benchmarks.md."""
+    kinds = database_kinds(script, args.db, args.pg_url)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
     try:
         results = {kind: bench(kind, args) for kind in kinds}
     except KeyboardInterrupt:
         sys.exit("interrupted; gunicorn stopped and the benchmark database dropped")
-    body = report(results, args, " ".join([".venv/bin/python", "bench/crud.py", *sys.argv[1:]]))
+    body = report(results, args, " ".join([".venv/bin/python", script, *sys.argv[1:]]))
     print("\n" + body)
     if not args.no_docs:
-        write_docs_section(SECTION, body)
+        write_docs_section(section, body)
         print(f"updated {DOCS.relative_to(ROOT)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_load_arguments(parser, "phase")
+    run_and_record("bench/crud.py", SECTION, parser.parse_args(), bench, report)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import datetime
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,10 +35,10 @@ from crud import (
     LABELS,
     ROOT,
     Server,
-    database_kinds,
+    add_load_arguments,
     git_commit,
     machine,
-    write_docs_section,
+    run_and_record,
 )
 
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -343,31 +342,14 @@ def _dominant(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    add_load_arguments(parser, "run")
     parser.add_argument("--scenario", dest="scenarios", action="append", choices=list(SCENARIOS))
-    parser.add_argument("--seconds", type=int, default=12, help="per measured run")
-    parser.add_argument("--warmup", type=int, default=3, help="per warm-up run")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
-    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--profile", action="store_true", help="sample workers with py-spy")
-    parser.add_argument("--no-docs", action="store_true", help="do not update docs")
     args = parser.parse_args()
     args.scenarios = args.scenarios or list(SCENARIOS)
     if args.profile and not (BIN / "py-spy").exists():
         sys.exit(f"--profile needs py-spy in the venv: {BIN / 'pip'} install py-spy")
-    kinds = database_kinds("bench/ingest.py", args.db, args.pg_url)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
-    try:
-        results = {kind: bench(kind, args) for kind in kinds}
-    except KeyboardInterrupt:
-        sys.exit("interrupted; gunicorn stopped and the benchmark database dropped")
-    body = report(results, args, " ".join([".venv/bin/python", "bench/ingest.py", *sys.argv[1:]]))
-    print("\n" + body)
-    if not args.no_docs:
-        write_docs_section(SECTION, body)
-        print(f"updated {DOCS.relative_to(ROOT)}")
+    run_and_record("bench/ingest.py", SECTION, args, bench, report)
 
 
 if __name__ == "__main__":
