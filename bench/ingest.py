@@ -265,7 +265,9 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, command
         f"- Command: `{command}`",
         f"- Machine: {machine()}",
         f"- Commit: {git_commit()}",
-        f"- Setup: gunicorn {args.workers} sync workers, ILP_LOG_LEVEL=WARNING; wrk {args.threads}"
+        f"- Setup: gunicorn {args.workers} sync workers, ILP_LOG_LEVEL=WARNING,"
+        " ILP_ENFORCE_PROFILES"
+        f" empty (synthetic payloads); wrk {args.threads}"
         f" thread(s), {args.clients} connections, {args.warmup} s warm-up then {args.seconds} s"
         " per scenario; every resource new (a fresh NIK per request); structural validation"
         " and search indexing on; responses with the default `Prefer: return=representation`;"

@@ -23,7 +23,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=settings.log_level.upper())
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.extensions["ilp"] = ServiceContext(settings, create_db_engine(settings))
+    context = ServiceContext(settings, create_db_engine(settings))
+    if context.validation.on_write:
+        context.validation.require_definitions()  # fail at start, not on the first write
+    app.extensions["ilp"] = context
     app.register_blueprint(fhir_api.bp)
     error_handlers.register(app)
     return app

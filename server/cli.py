@@ -1,7 +1,8 @@
 """The ``ilp`` command: database, conformance resources, FHIR packages, demo data, serving.
 
-``ilp db upgrade`` · ``ilp profiles load [DIR]`` · ``ilp package fetch`` · ``ilp demo load``
-· ``ilp reindex`` · ``ilp serve``
+``ilp db upgrade`` · ``ilp profiles load [DIR]`` · ``ilp profiles snapshot [DIR]``
+· ``ilp validate FILE...`` · ``ilp package fetch`` · ``ilp demo load`` · ``ilp reindex``
+· ``ilp serve``
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -53,9 +55,31 @@ def _parser() -> argparse.ArgumentParser:
     ).set_defaults(handler=_db_analyze)
 
     profiles = commands.add_parser("profiles", help="ILP conformance resources")
-    load = profiles.add_subparsers(required=True).add_parser("load", help="load a FHIR package")
+    profile_commands = profiles.add_subparsers(required=True)
+    load = profile_commands.add_parser("load", help="load a FHIR package")
     load.add_argument("directory", nargs="?", help="package folder (default ILP_PROFILES_DIR)")
     load.set_defaults(handler=_profiles_load)
+    snapshot = profile_commands.add_parser(
+        "snapshot", help="write the snapshot of every StructureDefinition from its differential"
+    )
+    snapshot.add_argument("directory", nargs="?", help="package folder (default ILP_PROFILES_DIR)")
+    snapshot.set_defaults(handler=_profiles_snapshot)
+
+    validate = commands.add_parser(
+        "validate", help="validate resource files offline (no server, no database)"
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="JSON resources or Bundles")
+    validate.add_argument("--profile", metavar="URL", help="also validate against this profile")
+    validate.add_argument(
+        "--with",
+        dest="supporting",
+        action="append",
+        default=[],
+        metavar="FILE_OR_DIR",
+        help="load StructureDefinitions, ValueSets and CodeSystems (files, Bundles, folders)",
+    )
+    validate.add_argument("--json", action="store_true", help="print the OperationOutcome")
+    validate.set_defaults(handler=_validate)
 
     package = commands.add_parser("package", help="official FHIR packages")
     fetch = package.add_subparsers(required=True).add_parser(
@@ -74,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     demo_load.add_argument("--seed", type=int, default=DEFAULT_SEED)
     demo_load.add_argument("--batch-size", type=_positive, default=500, metavar="N")
     demo_load.add_argument(
-        "--validate", action="store_true", help="validate each resource's structure first"
+        "--validate",
+        action="store_true",
+        help="validate each resource first: structure, and the profiles of ILP_ENFORCE_PROFILES",
     )
     demo_load.set_defaults(handler=_demo_load)
 
@@ -123,6 +149,55 @@ def _profiles_load(settings: Settings, args: argparse.Namespace) -> int:
     report = conformance.load_package(context, directory)
     print(f"{directory}: {report.stored} stored, {report.unchanged} unchanged")
     return 0
+
+
+def _profiles_snapshot(settings: Settings, args: argparse.Namespace) -> int:
+    from server.fhir import packages
+    from server.fhir.validation.snapshot import write_snapshots
+
+    directory = args.directory or settings.profiles_dir
+    official = packages.package_folder(settings.package_cache, packages.R4_EXAMPLES)
+    if not (official / "package.json").exists():
+        print(f"ilp: {official} is missing; run `ilp package fetch`", file=sys.stderr)
+        return 1
+    report = write_snapshots(directory, [official])
+    for path in report.written:
+        print(f"wrote the snapshot of {path}")
+    print(f"{directory}: {len(report.written)} snapshots written, {report.unchanged} unchanged")
+    return 0
+
+
+def _validate(settings: Settings, args: argparse.Namespace) -> int:
+    from server.errors import operation_outcome
+    from server.fhir import jsonio
+    from server.services import validation
+
+    try:
+        checks = validation.ProfileValidation(settings, validation.read_supporting(args.supporting))
+        checks.require_definitions()
+    except ConfigError as exc:
+        print(f"ilp: {exc}", file=sys.stderr)
+        return 2
+    reports = validation.validate_files(checks, args.files, args.profile)
+    if args.json:
+        outcomes = [operation_outcome(validation.outcome_issues(r.issues)) for r in reports]
+        entries = [
+            {"fullUrl": r.uri, "resource": o} for r, o in zip(reports, outcomes, strict=True)
+        ]
+        bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+        print(jsonio.dumps(outcomes[0] if len(reports) == 1 else bundle, pretty=True).decode())
+    else:
+        for report in reports:
+            for issue in report.issues:
+                where = f" {', '.join(issue.expression)}" if issue.expression else ""
+                print(f"{report.path}: {issue.severity}{where}: {issue.diagnostics}")
+        counts = Counter(i.severity for r in reports for i in r.issues)
+        failed = sum(1 for r in reports if r.failed)
+        print(
+            f"{len(reports)} file(s): {failed} with errors; {counts['fatal'] + counts['error']} "
+            f"error(s), {counts['warning']} warning(s), {counts['information']} information"
+        )
+    return 1 if any(r.failed for r in reports) else 0
 
 
 def _package_fetch(settings: Settings, _args: argparse.Namespace) -> int:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from server.fhir.registry import SUPPORTED
+
 ENV_PREFIX = "ILP_"
 
 
@@ -38,6 +40,8 @@ class Settings:
     package_cache: str = ".cache/fhir"
     gzip_min_bytes: int = 1024
     log_level: str = "INFO"
+    enforce_profiles: str = "Organization,Location,Patient,Encounter,Observation"
+    enforce_claimed_profiles: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -62,11 +66,22 @@ class Settings:
         for name in ("max_bundle_entries", "max_bundle_bytes", "max_bundle_depth"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ILP_{name.upper()} must be at least 1")
+        unknown = sorted(self.enforced_types - SUPPORTED.keys())
+        if unknown:
+            raise ConfigError(
+                "ILP_ENFORCE_PROFILES must list supported resource types separated by commas; "
+                f"unknown: {', '.join(unknown)}"
+            )
 
     @property
     def fhir_base(self) -> str:
         """The FHIR base URL without a trailing slash."""
         return self.base_url.rstrip("/")
+
+    @property
+    def enforced_types(self) -> frozenset[str]:
+        """Resource types that must meet their ILP profiles on write (ILP_ENFORCE_PROFILES)."""
+        return frozenset(t.strip() for t in self.enforce_profiles.split(",") if t.strip())
 
 
 def _to_bool(raw: str) -> bool:

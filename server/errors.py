@@ -78,6 +78,12 @@ class UnprocessableEntity(FhirError):
     status, issue_code = 422, "processing"
 
 
+class ProfileViolation(FhirError):
+    """The resource is well formed but breaks a profile it must meet (docs/validation-usage.md)."""
+
+    status, issue_code = 422, "invariant"
+
+
 class NotSupported(FhirError):
     """A type, interaction or parameter this server does not offer."""
 

@@ -8,6 +8,7 @@ it is unreachable the tests fail loudly rather than skip.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import uuid
@@ -91,9 +92,34 @@ def db_url(request, tmp_path):
     engine.dispose()
 
 
+# Most tests write minimal resources and the official examples, which are not ILP data: profile
+# enforcement is off unless a test asks for it (tests/api/test_profile_enforcement.py).
+NO_PROFILE_ENFORCEMENT = {"enforce_profiles": "", "enforce_claimed_profiles": False}
+
+
 @pytest.fixture
 def settings(db_url):
-    return Settings(database_url=db_url, base_url=BASE_URL)
+    return Settings(database_url=db_url, base_url=BASE_URL, **NO_PROFILE_ENFORCEMENT)
+
+
+@pytest.fixture
+def ilp_settings(settings):
+    """The test settings with profile enforcement as it is by default."""
+    defaults = Settings()
+    return dataclasses.replace(
+        settings,
+        enforce_profiles=defaults.enforce_profiles,
+        enforce_claimed_profiles=defaults.enforce_claimed_profiles,
+    )
+
+
+@pytest.fixture
+def ilp_client(ilp_settings):
+    """A client of a server that enforces the ILP profiles (the default settings)."""
+    application = create_app(ilp_settings)
+    application.config["TESTING"] = True
+    yield application.test_client()
+    application.extensions["ilp"].engine.dispose()
 
 
 @pytest.fixture

@@ -21,10 +21,26 @@ LOCATION_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physica
 MARITAL_STATUS = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus"
 ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+CONTACT_ROLE = "http://terminology.hl7.org/CodeSystem/v2-0131"
+
+# The ILP implementation guide (profiles/, docs/profiles.md).
+ILP = "https://fhir.ilp-gateway.id"
+KODE_FASILITAS = f"{ILP}/id/kode-fasilitas"
+ILP_MOTHER = f"{ILP}/StructureDefinition/ilp-mother"
+FACILITY_TYPE = f"{ILP}/CodeSystem/ilp-facility-type"
+PUSTU_ORIGIN = f"{ILP}/CodeSystem/ilp-pustu-origin"
+KLASTER = f"{ILP}/CodeSystem/ilp-klaster"
+SIKLUS_HIDUP = f"{ILP}/CodeSystem/ilp-siklus-hidup"
+PARTICIPANT_ROLE = f"{ILP}/CodeSystem/ilp-participant-role"
 
 # Every demo resource carries the HL7 "test health data" label, so it can be told from real
 # data (and searched with _security) wherever it ends up.
 META = {"security": [{"system": ACT_REASON, "code": "HTEST", "display": "test health data"}]}
+
+
+def profiled(profile: str) -> dict[str, Any]:
+    """``meta`` of a demo resource that claims the ILP profile ``profile`` (an id)."""
+    return {**META, "profile": [f"{ILP}/StructureDefinition/{profile}"]}
 
 
 def sys_ids(kind: str, org_id: str) -> str:
@@ -66,7 +82,26 @@ LABORATORY = [concept(OBSERVATION_CATEGORY, "laboratory", "Laboratory")]
 
 AMBULATORY = coding(ACT_CODE, "AMB", "ambulatory")
 HOME_HEALTH = coding(ACT_CODE, "HH", "home health")
-ATTENDER = [concept(PARTICIPATION_TYPE, "ATND", "attender")]
+# The bidan desa attends every demo visit: v3 ATND for SATUSEHAT, refined by the ILP role.
+BIDAN_ATTENDER = [
+    {
+        "coding": [
+            coding(PARTICIPATION_TYPE, "ATND", "attender"),
+            coding(PARTICIPANT_ROLE, "bidan", "Bidan"),
+        ],
+        "text": "Bidan",
+    }
+]
+
+# ILP life-cycle stage (siklus hidup) -> display and the cluster (klaster) that serves it.
+SIKLUS: dict[str, tuple[str, str]] = {
+    "ibu": ("Ibu hamil, bersalin dan nifas", "2"),
+    "balita": ("Bayi, balita dan anak prasekolah", "2"),
+    "usia-sekolah-remaja": ("Anak usia sekolah dan remaja", "2"),
+    "dewasa": ("Usia dewasa", "3"),
+    "lansia": ("Lanjut usia (lansia)", "3"),
+}
+KLASTER_NAMES = {"2": "Klaster 2: Ibu dan Anak", "3": "Klaster 3: Usia Dewasa dan Lansia"}
 
 # Practitioner occupations (SNOMED CT) with the Indonesian title, prefix and degree.
 DOKTER = ("158965000", "Medical practitioner", "Dokter", "dr.", "")

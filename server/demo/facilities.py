@@ -1,11 +1,13 @@
 """The health network of the demo district as FHIR resources.
 
 Dinas Kesehatan (the district health office) -> one Puskesmas per kecamatan -> per desa one
-Pustu and one to three Posyandu, each an Organization (``partOf`` its parent) with a Location
-of the same id.  Kabupaten, kecamatan and desa are jurisdiction Locations (``partOf`` chained)
-carrying the administrativeCode extension.  Each Puskesmas has a dokter and a perawat, and each
-desa a bidan desa working from its Pustu.  SATUSEHAT Organization IDs, used in the
-``sys-ids.kemkes.go.id`` identifier systems, are synthetic: "10" + the Kemendagri code.
+Pustu (some of them an upgraded Polindes, Puskesdes or Poskeskel) -> one to three Posyandu,
+each an Organization (``partOf`` its parent) with a Location of the same id, claiming the ILP
+profiles (docs/profiles.md).  Kabupaten, kecamatan and desa are jurisdiction Locations
+(``partOf`` chained, profile ilp-wilayah) carrying the administrativeCode extension.  Each
+Puskesmas has a dokter and a perawat, and each desa a bidan desa working from its Pustu.
+SATUSEHAT Organization IDs, used in the ``sys-ids.kemkes.go.id`` identifier systems, are
+synthetic: "10" + the Kemendagri code.
 """
 
 from __future__ import annotations
@@ -16,19 +18,44 @@ from datetime import date, timedelta
 from typing import Any
 
 from server.demo import codes
-from server.demo.codes import META, concept, reference, sys_ids
+from server.demo.codes import META, concept, profiled, reference, sys_ids
 from server.demo.people import NikRegistry
 from server.demo.wilayah import Desa, Kabupaten, Kecamatan, address
 
 _POSYANDU_NAMES = ("Melati", "Mawar", "Anggrek", "Kenanga", "Dahlia", "Cempaka", "Flamboyan")
 _WOMEN = ("Siti", "Nur", "Dewi", "Sri", "Rina", "Wulan", "Fitri", "Lestari", "Ratna", "Indah")
 _MEN = ("Ahmad", "Budi", "Hendra", "Rudi", "Eko", "Andi", "Wahyu", "Yusuf", "Hidayat", "Fajar")
-# Organization kinds: organization-type code and display, and the Indonesian name of the kind.
-_DINKES = ("govt", "Government", "Dinas Kesehatan")
-_PUSKESMAS = ("prov", "Healthcare Provider", "Puskesmas")
-_PUSTU = ("prov", "Healthcare Provider", "Puskesmas Pembantu")
-_POSYANDU = ("cg", "Community Group", "Posyandu")
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """An organization kind: its ILP profile and facility type, and its organization-type."""
+
+    profile: str
+    ilp_code: str
+    ilp_display: str
+    org_type: tuple[str, str]
+
+    def types(self) -> list[dict[str, Any]]:
+        return [
+            concept(codes.FACILITY_TYPE, self.ilp_code, self.ilp_display),
+            concept(codes.ORGANIZATION_TYPE, *self.org_type),
+        ]
+
+
+_DINKES = _Kind("ilp-organization", "dinkes", "Dinas Kesehatan", ("govt", "Government"))
+_PUSKESMAS = _Kind("ilp-puskesmas", "puskesmas", "Puskesmas", ("prov", "Healthcare Provider"))
+_PUSTU = _Kind("ilp-pustu", "pustu", "Puskesmas Pembantu (Pustu)", ("prov", "Healthcare Provider"))
+_POSYANDU = _Kind("ilp-posyandu", "posyandu", "Posyandu", ("cg", "Community Group"))
+# What a Pustu was established as (ILP upgrades village facilities where there is no Pustu).
+_ORIGINS = {
+    "pustu": ("Pustu", "Pustu"),
+    "polindes": ("Polindes (Pondok Bersalin Desa)", "Polindes"),
+    "puskesdes": ("Puskesdes (Pusat Kesehatan Desa)", "Puskesdes"),
+    "poskeskel": ("Poskeskel (Pos Kesehatan Kelurahan)", "Poskeskel"),
+}
 _BUILDING = concept(codes.LOCATION_PHYSICAL_TYPE, "bu", "Building")
+_SITE = concept(codes.LOCATION_PHYSICAL_TYPE, "si", "Site")
 _JURISDICTION = concept(codes.LOCATION_PHYSICAL_TYPE, "jdn", "Jurisdiction")
 
 
@@ -51,6 +78,7 @@ class DesaSite:
     posyandu: tuple[Facility, ...]
     posyandu_days: tuple[int, ...]
     bidan: str
+    pustu_origin: str  # what the Pustu was established as: a code of _ORIGINS
 
 
 def dinkes_id(kabupaten: Kabupaten) -> str:
@@ -99,7 +127,8 @@ def kecamatan_resources(
     staff = [(codes.DOKTER, pkm), (codes.PERAWAT, pkm)]
     sites = []
     for number, desa in enumerate(villages, start=len(staff) + 1):
-        site = _desa_site(rng, desa, pkm, bidan=f"nakes-{kecamatan.code}-{number}")
+        bidan, origin = f"nakes-{kecamatan.code}-{number}", _pustu_origin(seed, desa)
+        site = _desa_site(rng, desa, pkm, bidan, origin)
         resources += _desa_resources(site)
         staff.append((codes.BIDAN, site.pustu))
         sites.append(site)
@@ -109,7 +138,16 @@ def kecamatan_resources(
     return resources, sites
 
 
-def _desa_site(rng: random.Random, desa: Desa, pkm: Facility, bidan: str) -> DesaSite:
+def _pustu_origin(seed: int, desa: Desa) -> str:
+    """About half the Pustu are purpose-built; the others upgraded a village facility."""
+    # A generator of its own, so that the kecamatan's draws (names, days) stay as they were.
+    draw = random.Random(f"{seed}:pustu:{desa.code}").random()
+    if desa.kelurahan:
+        return "poskeskel" if draw < 0.5 else "pustu"
+    return "pustu" if draw < 0.4 else "polindes" if draw < 0.75 else "puskesdes"
+
+
+def _desa_site(rng: random.Random, desa: Desa, pkm: Facility, bidan: str, origin: str) -> DesaSite:
     names = rng.sample(_POSYANDU_NAMES, rng.choice((1, 1, 2, 2, 3)))
     return DesaSite(
         desa,
@@ -121,6 +159,7 @@ def _desa_site(rng: random.Random, desa: Desa, pkm: Facility, bidan: str) -> Des
         ),
         tuple(rng.randint(5, 25) for _ in names),
         bidan,
+        origin,
     )
 
 
@@ -135,15 +174,30 @@ def _desa_resources(site: DesaSite) -> list[dict[str, Any]]:
             position=position, managed_by=pkm.id, part_of=f"kec-{kecamatan.code}",
         )
     ]  # fmt: skip
-    kinds = [(site.pustu, _PUSTU)] + [(posyandu, _POSYANDU) for posyandu in site.posyandu]
-    for facility, kind in kinds:
+    origin_display, origin_name = _ORIGINS[site.pustu_origin]
+    pustu = _organization(
+        site.pustu.id, site.pustu.name, _PUSTU, pkm.satusehat_id, where, part_of=pkm.id,
+        extra_type=concept(codes.PUSTU_ORIGIN, site.pustu_origin, origin_display),
+    )  # fmt: skip
+    if site.pustu_origin != "pustu":
+        pustu["alias"] = [f"{origin_name} {desa.kind} {desa.name}"]
+    resources += [
+        pustu,
+        _location(
+            site.pustu.id, site.pustu.name, _BUILDING, pkm.satusehat_id, where,
+            position=position, managed_by=site.pustu.id, part_of=area,
+        ),
+    ]  # fmt: skip
+    # Under ILP a Posyandu belongs to the Pustu of its desa; it meets at a site (a balai desa).
+    for posyandu in site.posyandu:
         resources += [
             _organization(
-                facility.id, facility.name, kind, pkm.satusehat_id, where, part_of=pkm.id
+                posyandu.id, posyandu.name, _POSYANDU, pkm.satusehat_id, where,
+                part_of=site.pustu.id,
             ),
             _location(
-                facility.id, facility.name, _BUILDING, pkm.satusehat_id, where,
-                position=position, managed_by=facility.id, part_of=area,
+                posyandu.id, posyandu.name, _SITE, pkm.satusehat_id, where,
+                position=position, managed_by=posyandu.id, part_of=area,
             ),
         ]  # fmt: skip
     return resources
@@ -152,22 +206,24 @@ def _desa_resources(site: DesaSite) -> list[dict[str, Any]]:
 def _organization(
     res_id: str,
     name: str,
-    kind: tuple[str, str, str],
+    kind: _Kind,
     satusehat_id: str,
     where: dict[str, Any],
     *,
     part_of: str | None,
+    extra_type: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    code, display, text = kind
+    """An Organization with its ILP facility code (the id) and the SATUSEHAT identifier."""
     resource: dict[str, Any] = {
         "resourceType": "Organization",
         "id": res_id,
-        "meta": META,
+        "meta": profiled(kind.profile),
         "identifier": [
-            {"use": "official", "system": sys_ids("organization", satusehat_id), "value": res_id}
+            {"use": "official", "system": codes.KODE_FASILITAS, "value": res_id},
+            {"system": sys_ids("organization", satusehat_id), "value": res_id},
         ],
         "active": True,
-        "type": [concept(codes.ORGANIZATION_TYPE, code, display, text=text)],
+        "type": kind.types() + ([extra_type] if extra_type else []),
         "name": name,
         "address": [where],
     }
@@ -188,10 +244,11 @@ def _location(
     part_of: str | None,
 ) -> dict[str, Any]:
     latitude, longitude = position
+    profile = "ilp-wilayah" if physical_type is _JURISDICTION else "ilp-location"
     resource: dict[str, Any] = {
         "resourceType": "Location",
         "id": res_id,
-        "meta": META,
+        "meta": profiled(profile),
         "identifier": [{"system": sys_ids("location", satusehat_id), "value": res_id}],
         "status": "active",
         "name": name,

@@ -1,18 +1,31 @@
-"""Patient resources for the members of a household, addressed down to desa, RT and RW."""
+"""Patient resources for the members of a household, addressed down to desa, RT and RW.
+
+Each claims the ILP Patient profile: a NIK, or for an infant not yet registered the mother's
+NIK (nik-ibu) with the ilp-mother extension naming the mother's Patient (docs/profiles.md).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from server.demo import codes
-from server.demo.codes import META, concept, reference
+from server.demo.codes import coding, concept, profiled, reference
 from server.demo.facilities import DesaSite
 from server.demo.people import Household, Person
 from server.demo.wilayah import address
 
 _MARRIED = concept(codes.MARITAL_STATUS, "M", "Married")
 _WIDOWED = concept(codes.MARITAL_STATUS, "W", "Widowed")
-_MOTHER = [concept(codes.ROLE_CODE, "MTH", "mother")]
+# v2-0131 is the value set Patient.contact.relationship is bound to; MTH says which kin.
+_MOTHER = [
+    {
+        "coding": [
+            coding(codes.CONTACT_ROLE, "N", "Next-of-Kin"),
+            coding(codes.ROLE_CODE, "MTH", "mother"),
+        ],
+        "text": "Ibu",
+    }
+]
 
 
 def patient_id(person: Person) -> str:
@@ -35,12 +48,12 @@ def patient_resource(person: Person, household: Household, site: DesaSite) -> di
     if person.nik is not None:
         identifiers.append({"use": "official", "system": codes.NIK, "value": person.nik})
     elif household.mother.nik is not None:
-        identifiers.append({"system": codes.NIK_IBU, "value": household.mother.nik})
+        identifiers.append({"use": "temp", "system": codes.NIK_IBU, "value": household.mother.nik})
     identifiers.append({"system": codes.KK, "value": household.kk})
     resource: dict[str, Any] = {
         "resourceType": "Patient",
         "id": patient_id(person),
-        "meta": META,
+        "meta": profiled("ilp-patient"),
         "extension": [{"url": codes.CITIZENSHIP_STATUS, "valueCode": "WNI"}],
         "identifier": identifiers,
         "active": True,
@@ -57,6 +70,9 @@ def patient_resource(person: Person, household: Household, site: DesaSite) -> di
         resource["maritalStatus"] = _WIDOWED
     if person.is_child:
         mother = household.mother
+        resource["extension"].append(
+            {"url": codes.ILP_MOTHER, "valueReference": reference("Patient", patient_id(mother))}
+        )
         contact: dict[str, Any] = {"relationship": _MOTHER, "name": {"text": mother.name}}
         if mother.phone is not None:
             contact["telecom"] = [{"system": "phone", "value": mother.phone, "use": "mobile"}]

@@ -52,6 +52,17 @@ class Person:
     def is_child(self) -> bool:
         return self.role.startswith("anak")
 
+    def life_stage(self, day: date, pregnant: bool = False) -> str:
+        """The ILP life-cycle stage (siklus hidup) of a visit on ``day``."""
+        if pregnant:
+            return "ibu"
+        years = (day - self.birth_date).days / 365.25
+        if years < 7:
+            return "balita"
+        if years < 18:
+            return "usia-sekolah-remaja"
+        return "dewasa" if years < 60 else "lansia"
+
 
 @dataclass(frozen=True)
 class Household:

@@ -17,7 +17,7 @@ from datetime import date
 from typing import Any
 
 from server.demo import codes, growth
-from server.demo.codes import MEASURES, META, concept, reference, sys_ids
+from server.demo.codes import MEASURES, concept, reference, sys_ids
 from server.demo.facilities import DesaSite, Facility
 from server.demo.patients import patient_id
 from server.demo.people import PREGNANCY_DAYS, Household, Person
@@ -151,8 +151,11 @@ def _child_visit(
     yield _encounter(found)
     for code, value in values.items():
         if only is None or code in only:
-            # Under two years a child is measured lying down: LOINC 8306-3 says so.
-            extra = codes.LYING_LENGTH if code == "8302-2" and age_days < 730 else None
+            # The ILP height profile needs the position: lying (8306-3) under two years,
+            # standing (8308-9) from two.
+            extra = None
+            if code == "8302-2":
+                extra = codes.LYING_LENGTH if age_days < 730 else _STANDING_HEIGHT
             yield _quantity(found, code, value, extra=extra)
 
 
@@ -163,7 +166,7 @@ def _adult_visit(
     due: date | None,
     lab: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    yield _encounter(found)
+    yield _encounter(found, pregnant=_pregnant_on(due, found.day) and found.person.role == "ibu")
     yield _blood_pressure(found, *growth.blood_pressure(health, rng))
     pregnant = found.person.role == "ibu" and _pregnant_on(due, found.day)
     gestation = PREGNANCY_DAYS - (due - found.day).days if pregnant and due else 0
@@ -172,13 +175,15 @@ def _adult_visit(
         yield _quantity(found, "718-7", growth.hemoglobin(health, rng), codes.LABORATORY)
 
 
-def _encounter(found: _Visit) -> dict[str, Any]:
+def _encounter(found: _Visit, pregnant: bool = False) -> dict[str, Any]:
     encounter_class, text, _, _, minutes = _KINDS[found.kind]
     arrived, started, finished = found.at(0), found.at(2), found.at(minutes)
+    stage = found.person.life_stage(found.day, pregnant)
+    stage_name, klaster = codes.SIKLUS[stage]
     resource: dict[str, Any] = {
         "resourceType": "Encounter",
         "id": found.encounter_id,
-        "meta": META,
+        "meta": codes.profiled("ilp-encounter"),
         "identifier": [
             {
                 "system": sys_ids("encounter", found.facility.satusehat_id),
@@ -192,10 +197,11 @@ def _encounter(found: _Visit) -> dict[str, Any]:
             {"status": "finished", "period": {"start": finished}},
         ],
         "class": encounter_class,
-        "type": [{"text": text}],
+        "type": [concept(codes.SIKLUS_HIDUP, stage, stage_name), {"text": text}],
+        "serviceType": concept(codes.KLASTER, klaster, codes.KLASTER_NAMES[klaster]),
         "subject": reference("Patient", patient_id(found.person)),
         "participant": [
-            {"type": codes.ATTENDER, "individual": reference("Practitioner", found.bidan)}
+            {"type": codes.BIDAN_ATTENDER, "individual": reference("Practitioner", found.bidan)}
         ],
         "period": {"start": arrived, "end": finished},
     }
@@ -205,13 +211,25 @@ def _encounter(found: _Visit) -> dict[str, Any]:
     return resource
 
 
+# Each Observation claims the ILP profile of its measurement (docs/profiles-observations.md).
+_PROFILES = {
+    "29463-7": "ilp-obs-body-weight",
+    "8302-2": "ilp-obs-body-height",
+    "9843-4": "ilp-obs-head-circumference",
+    "56072-2": "ilp-obs-muac",
+    "85354-9": "ilp-obs-bp-panel",
+    "718-7": "ilp-obs-hemoglobin",
+}
+_STANDING_HEIGHT = codes.coding(codes.LOINC, "8308-9", "Body height --standing")
+
+
 def _observation(found: _Visit, code: dict[str, Any], category: list[Any]) -> dict[str, Any]:
     loinc = code["coding"][0]["code"]
     res_id = f"obs-{found.person.key}-{found.day:%Y%m%d}-{found.kind}-{loinc}"
     return {
         "resourceType": "Observation",
         "id": res_id,
-        "meta": META,
+        "meta": codes.profiled(_PROFILES[loinc]),
         "identifier": [
             {"system": sys_ids("observation", found.facility.satusehat_id), "value": res_id}
         ],

@@ -10,12 +10,14 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
+from server.errors import Issue
 from server.http import negotiation as neg
 from server.http.responses import compress, fhir_response, resource_response, write_response
 from server.services import bundles, resources
 from server.services import history as history_service
 from server.services.capability import capability_statement
 from server.services.context import ServiceContext
+from server.services.operations import validate as validate_operation
 from server.services.search import search_bundle
 from server.services.validation import parse_json, parse_resource
 
@@ -72,18 +74,19 @@ def vread(rtype: str, rid: str, vid: str) -> Response:
 @bp.post("/<rtype>")
 def create(rtype: str) -> Response:
     resources.require_type(rtype, "create")
-    body = _resource_body(rtype)
+    body, warnings = _resource_body(rtype)
     with ctx().unit_of_work(write=True) as uow:
         result = resources.create(
             uow, rtype, body, if_none_exist=request.headers.get("If-None-Exist")
         )
-    return write_response(ctx().settings.fhir_base, result.stored, 201 if result.created else 200)
+    status = 201 if result.created else 200
+    return write_response(ctx().settings.fhir_base, result.stored, status, warnings)
 
 
 @bp.put("/<rtype>/<rid>")
 def update(rtype: str, rid: str) -> Response:
     resources.require_type(rtype, "update")
-    body = _resource_body(rtype)
+    body, warnings = _resource_body(rtype)
     with ctx().unit_of_work(write=True) as uow:
         result = resources.update(
             uow,
@@ -93,13 +96,14 @@ def update(rtype: str, rid: str) -> Response:
             if_match=neg.if_match_version(request),
             options=ctx().write_options,
         )
-    return write_response(ctx().settings.fhir_base, result.stored, 201 if result.created else 200)
+    status = 201 if result.created else 200
+    return write_response(ctx().settings.fhir_base, result.stored, status, warnings)
 
 
 @bp.put("/<rtype>")
 def conditional_update(rtype: str) -> Response:
     resources.require_type(rtype, "update")
-    body = _resource_body(rtype)
+    body, warnings = _resource_body(rtype)
     with ctx().unit_of_work(write=True) as uow:
         result = resources.conditional_update(
             uow,
@@ -109,7 +113,8 @@ def conditional_update(rtype: str) -> Response:
             if_match=neg.if_match_version(request),
             options=ctx().write_options,
         )
-    return write_response(ctx().settings.fhir_base, result.stored, 201 if result.created else 200)
+    status = 201 if result.created else 200
+    return write_response(ctx().settings.fhir_base, result.stored, status, warnings)
 
 
 @bp.patch("/<rtype>/<rid>")
@@ -119,9 +124,14 @@ def patch(rtype: str, rid: str) -> Response:
     operations = parse_json(request.get_data())
     with ctx().unit_of_work(write=True) as uow:
         result = resources.patch(
-            uow, rtype, rid, operations, if_match=neg.if_match_version(request)
+            uow,
+            rtype,
+            rid,
+            operations,
+            if_match=neg.if_match_version(request),
+            check=ctx().validation.check_write,
         )
-    return write_response(ctx().settings.fhir_base, result.stored, 200)
+    return write_response(ctx().settings.fhir_base, result.stored, 200, result.issues)
 
 
 @bp.delete("/<rtype>/<rid>")
@@ -149,6 +159,17 @@ def search_type(rtype: str) -> Response:
 def search_post(rtype: str) -> Response:
     neg.require_media_type(request, frozenset({"application/x-www-form-urlencoded"}))
     return _search(rtype, _query() + list(request.form.items(multi=True)))
+
+
+@bp.post("/<rtype>/$validate")
+def validate_type(rtype: str) -> Response:
+    """$validate (resource-operation-validate.html): always an OperationOutcome."""
+    return _validate(rtype, None)
+
+
+@bp.post("/<rtype>/<rid>/$validate")
+def validate_instance(rtype: str, rid: str) -> Response:
+    return _validate(rtype, rid)
 
 
 @bp.get("/_history")
@@ -197,9 +218,18 @@ def _history(rtype: str | None, rid: str | None) -> Response:
     return fhir_response(bundle)
 
 
-def _resource_body(rtype: str) -> dict[str, Any]:
+def _validate(rtype: str, rid: str | None) -> Response:
+    raw = request.get_data()
+    if raw.strip():
+        neg.require_media_type(request, neg.RESOURCE_MEDIA_TYPES)
+    return fhir_response(validate_operation.validate(ctx(), rtype, rid, raw, _query()))
+
+
+def _resource_body(rtype: str) -> tuple[dict[str, Any], list[Issue]]:
+    """The parsed body, checked (structure, then profiles), and the profiles' warnings."""
     neg.require_media_type(request, neg.RESOURCE_MEDIA_TYPES)
-    return parse_resource(request.get_data(), rtype)
+    body = parse_resource(request.get_data(), rtype)
+    return body, ctx().validation.check_write(body)
 
 
 def _query() -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Response, g, request
@@ -43,8 +44,13 @@ def resource_response(stored: StoredResource, status: int = 200) -> Response:
     return fhir_response(stored.content, status, headers)
 
 
-def write_response(base: str, stored: StoredResource, status: int) -> Response:
-    """The answer to create/update/patch, shaped by ``Prefer: return=``."""
+def write_response(
+    base: str, stored: StoredResource, status: int, issues: Sequence[Issue] = ()
+) -> Response:
+    """The answer to create/update/patch, shaped by ``Prefer: return=``.
+
+    ``issues`` (the validator's warnings) are shown only in the OperationOutcome form.
+    """
     headers = version_headers(stored)
     url = resource_url(base, stored.res_type, stored.res_id, stored.version_id)
     headers["Location" if status == 201 else "Content-Location"] = url
@@ -54,9 +60,8 @@ def write_response(base: str, stored: StoredResource, status: int) -> Response:
     if preference == "OperationOutcome":
         verb = "created" if status == 201 else "stored"
         message = f"{stored.res_type}/{stored.res_id} {verb} as version {stored.version_id}"
-        return fhir_response(
-            operation_outcome([Issue("information", "informational", message)]), status, headers
-        )
+        stored_issue = Issue("information", "informational", message)
+        return fhir_response(operation_outcome([*issues, stored_issue]), status, headers)
     return fhir_response(stored.content, status, headers)
 
 

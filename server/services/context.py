@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import Engine
 
@@ -10,6 +11,7 @@ from server.config import Settings
 from server.fhir.searchparams import SearchParams
 from server.services.resources import WriteOptions
 from server.services.search.definitions import DefinitionCache, Definitions
+from server.services.validation import ProfileValidation
 from server.storage.uow import UnitOfWork
 
 
@@ -33,6 +35,11 @@ class ServiceContext:
     def search_params(self) -> SearchParams:
         """The parameters searches may use now (what the CapabilityStatement lists)."""
         return self.definitions().searchable
+
+    @cached_property
+    def validation(self) -> ProfileValidation:
+        """The profile checks of writes and ``$validate`` (one validator per application)."""
+        return ProfileValidation(self.settings)
 
     @property
     def write_options(self) -> WriteOptions:

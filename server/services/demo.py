@@ -80,8 +80,9 @@ def load_resources(
 ) -> LoadReport:
     """Store resources that carry their ids, ``batch_size`` per transaction, in stream order.
 
-    ``validate`` runs structural validation first (InvalidResource on a bad resource); the
-    demo generator's output is checked by its tests, so the loader skips it by default.
+    ``validate`` runs the checks of a client's write first: structure (InvalidResource) and
+    the profiles ILP_ENFORCE_PROFILES requires (ProfileViolation).  The demo generator's
+    output is checked by its tests, so the loader skips them by default.
     ``on_progress`` is called after every committed unit of work.  A failing unit of work is
     rolled back and its error raised; the units before it stay stored.
     """
@@ -95,6 +96,7 @@ def load_resources(
             for resource in batch:
                 if validate:
                     check_structure(resource)
+                    context.validation.check_write(resource)
                 result = resources.update(
                     uow,
                     resource["resourceType"],

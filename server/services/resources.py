@@ -9,7 +9,7 @@ FhirError subclasses and know nothing of Flask.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +20,7 @@ import jsonpatch
 from server.errors import (
     Gone,
     InvalidRequest,
+    Issue,
     MethodNotAllowed,
     MultipleMatches,
     NotFound,
@@ -58,6 +59,7 @@ class WriteResult:
     stored: StoredResource
     created: bool = False
     changed: bool = True
+    issues: tuple[Issue, ...] = ()  # warnings of the profile check, when it ran here
 
 
 def require_type(resource_type: str, interaction: str) -> None:
@@ -201,11 +203,13 @@ def patch(
     operations: Any,
     *,
     if_match: int | None = None,
+    check: Callable[[dict[str, Any]], list[Issue]] | None = None,
 ) -> WriteResult:
     """Apply a JSON Patch (RFC 6902) to the current version and store the result.
 
     UnprocessableEntity when the patch does not apply or changes id/resourceType;
-    InvalidResource when the patched resource is not valid.
+    InvalidResource when the patched resource is not valid; whatever ``check`` (the
+    profile check) raises for the patched resource, whose warnings the result carries.
     """
     require_type(resource_type, "patch")
     if not isinstance(operations, list):
@@ -222,7 +226,9 @@ def patch(
     if patched.get("resourceType") != resource_type or patched.get("id") != res_id:
         raise UnprocessableEntity("A patch must not change resourceType or id")
     check_structure(patched)
-    return _write_next(uow, current, patched, "PATCH")
+    warnings = tuple(check(patched)) if check is not None else ()
+    result = _write_next(uow, current, patched, "PATCH")
+    return WriteResult(result.stored, result.created, result.changed, warnings)
 
 
 def delete(uow: UnitOfWork, resource_type: str, res_id: str) -> StoredResource | None:

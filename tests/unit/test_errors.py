@@ -14,7 +14,13 @@ def _subclasses(cls):
 
 
 def test_status_and_issue_code_pairs_are_unique():
-    pairs = [(c.status, c.issue_code) for c in _subclasses(errors.FhirError)]
+    # A subclass that keeps its parent's pair (SnapshotError(UnprocessableEntity)) is a
+    # specialisation of that category, not a second one.
+    pairs = [
+        (c.status, c.issue_code)
+        for c in _subclasses(errors.FhirError)
+        if "status" in vars(c) or "issue_code" in vars(c)
+    ]
     assert len(pairs) == len(set(pairs)), pairs
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from server.errors import (
     FhirError,
     InvalidRequest,
+    Issue,
     MultipleMatches,
     PreconditionFailed,
     VersionConflict,
@@ -47,7 +48,7 @@ class BundleProcessor:
     """Runs the entries of one batch or transaction Bundle; call ``run`` once.
 
     Raises (from the constructor) the located FhirError of a transaction entry that
-    cannot be read, and any FhirError of the Bundle itself.
+    cannot be read or breaks a profile it must meet, and any FhirError of the Bundle itself.
     """
 
     def __init__(self, ctx: ServiceContext, bundle: dict[str, Any], *, prefer: str) -> None:
@@ -65,6 +66,24 @@ class BundleProcessor:
         self._provisional: set[int] = set()  # ... whose planned id another entry took early
         self._changed: dict[tuple[str, str], int] = {}
         self._outcomes: dict[int, Outcome] = {}
+        self._warnings: dict[int, tuple[Issue, ...]] = {}
+        self._check_profiles()
+
+    def _check_profiles(self) -> None:
+        """Profile-check every resource before any work, outside the unit of work."""
+        validation = self._ctx.validation
+        if not validation.on_write:
+            return
+        for entry in self._entries:
+            if entry.resource is None or entry.error is not None:
+                continue
+            try:
+                self._warnings[entry.index] = tuple(validation.check_write(entry.resource))
+            except FhirError as error:
+                located = locate(error, entry, ".resource")
+                if self._transaction:
+                    raise located from None
+                entry.error = located
 
     def run(self) -> dict[str, Any]:
         """The response Bundle; raises the located FhirError of a failed transaction."""
@@ -125,9 +144,14 @@ class BundleProcessor:
             res_id = self._ids[entry.index]
             self._claim(entry, res_id)
             result = resources.patch(
-                uow, entry.resource_type, res_id, entry.patch, if_match=entry.if_match
+                uow,
+                entry.resource_type,
+                res_id,
+                entry.patch,
+                if_match=entry.if_match,
+                check=self._ctx.validation.check_write,
             )
-            return Outcome(200, result.stored, location=True)
+            return Outcome(200, result.stored, location=True, issues=result.issues)
         if self._transaction:
             self._links.rewrite(uow, entry)
         else:
@@ -152,7 +176,8 @@ class BundleProcessor:
                     f"{entry.path}.request.ifNoneExist",
                 )
             self._ids[entry.index] = result.stored.res_id
-        return Outcome(201 if result.created else 200, result.stored, location=True)
+        status = 201 if result.created else 200
+        return Outcome(status, result.stored, location=True, issues=self._warnings_of(entry))
 
     def _match_update(self, uow: UnitOfWork, entry: Entry) -> None:
         """Settle the id a conditional update writes (its match, the body's id, or a new one)."""
@@ -211,7 +236,8 @@ class BundleProcessor:
                 if_match=entry.if_match,
                 options=self._ctx.write_options,
             )
-        return Outcome(201 if result.created else 200, result.stored, location=True)
+        status = 201 if result.created else 200
+        return Outcome(status, result.stored, location=True, issues=self._warnings_of(entry))
 
     def _delete(self, uow: UnitOfWork, entry: Entry) -> Outcome:
         assert entry.resource_type is not None
@@ -279,6 +305,9 @@ class BundleProcessor:
         if tag in (etag, etag[2:]) or (since is not None and stored.last_updated <= since):
             return Outcome(304, stored)
         return Outcome(200, stored)
+
+    def _warnings_of(self, entry: Entry) -> tuple[Issue, ...]:
+        return self._warnings.get(entry.index, ())
 
     def _claim(self, entry: Entry, res_id: str) -> None:
         """A transaction changes each resource at most once (http.html#trules)."""

@@ -29,6 +29,7 @@ class Outcome:
     body: dict[str, Any] | None = None
     location: bool = False
     error: FhirError | None = None
+    issues: tuple[Issue, ...] = ()  # profile warnings, for Prefer: return=OperationOutcome
 
 
 def response_bundle(
@@ -63,6 +64,7 @@ def _response_entry(base: str, entry: Entry, outcome: Outcome, prefer: str) -> d
         response["outcome"] = outcome.error.to_operation_outcome()
     elif writes and prefer == "OperationOutcome" and stored is not None:
         message = f"{stored.res_type}/{stored.res_id} stored as version {stored.version_id}"
-        response["outcome"] = operation_outcome([Issue("information", "informational", message)])
+        stored_issue = Issue("information", "informational", message)
+        response["outcome"] = operation_outcome([*outcome.issues, stored_issue])
     item["response"] = response
     return item
