@@ -81,6 +81,9 @@ class ElementRule:
     max_length: int | None = None
     regex: str | None = None
     holds_resources: bool | None = None  # set by the validator on first use
+    # In a profile, True when this element and all under it say nothing the base does not:
+    # the profile pass then skips it (the base pass has checked exactly that).
+    inert: bool = False
 
     @property
     def repeats(self) -> bool:

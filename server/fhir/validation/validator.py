@@ -21,12 +21,13 @@ from typing import Any
 from server.errors import Issue
 from server.fhir.validation import bundles, checks
 from server.fhir.validation.conformance import CORE_PREFIX, ConformanceSet
-from server.fhir.validation.invariants import Invariants
+from server.fhir.validation.invariants import Check, Invariants
 from server.fhir.validation.primitives import PrimitiveChecker, is_primitive
 from server.fhir.validation.slicing import SliceMatcher
 from server.fhir.validation.snapshot import SnapshotError
 from server.fhir.validation.structure import (
     UNBOUNDED,
+    Constraint,
     ElementRule,
     StructureTree,
     TypeRule,
@@ -94,6 +95,9 @@ class Validator:
         self._trees: dict[str, StructureTree | None] = {}
         self._lock = threading.Lock()
         self._core_types: set[str] = set()
+        # (id of a rule, base path, pass) -> its compiled invariants; rules live as long as
+        # the trees that hold them, which this validator keeps.
+        self._rule_checks: dict[tuple[int, str, bool], list[tuple[Constraint, Check]]] = {}
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -125,11 +129,52 @@ class Validator:
             logger.warning("No snapshot for %s: %s", key, exc)
             elements = None
         compiled = compile_tree(definition, elements) if definition and elements else None
+        if compiled and definition and definition.get("derivation") == "constraint":
+            base = self.tree(str(definition.get("type")))
+            if base is not None:
+                self._mark_inert(compiled.root, base)
         with self._lock:
             self._trees[key] = compiled
             if compiled and definition and definition.get("derivation") != "constraint":
                 self._core_types.add(compiled.url)
         return compiled
+
+    def _mark_inert(self, rule: ElementRule, base: StructureTree) -> bool:
+        """Mark the rules of a profile that repeat the base definition (bottom-up)."""
+        children = [self._mark_inert(child, base) for child in rule.children.values()]
+        for slice_rule in rule.slices:
+            self._mark_inert(slice_rule, base)
+        same = self._base_rule(rule.path, base)
+        rule.inert = (
+            all(children)
+            and not rule.slices
+            and rule.slicing is None
+            and rule.slice_name is None
+            and same is not None
+            and _same_rules(rule, same)
+            and all(self._is_core_source(c.source) for c in rule.constraints)
+        )
+        return rule.inert
+
+    def _base_rule(self, path: str, base: StructureTree) -> ElementRule | None:
+        """The base definition's rule for ``path``, through datatype definitions where the
+        resource's snapshot stops (``Observation.code.coding`` -> ``CodeableConcept.coding``)."""
+        found = base.by_id.get(path)
+        if found is not None:
+            return found
+        head, _, last = path.rpartition(".")
+        parent = self._base_rule(head, base) if head else None
+        if parent is None:
+            return None
+        name = last.removesuffix("[x]")
+        if name in parent.children:
+            return parent.children[name]
+        if len(parent.types) != 1:
+            return None
+        datatype = self.tree(parent.types[0].code)
+        if datatype is None or datatype is base:
+            return None
+        return datatype.by_id.get(f"{datatype.type}.{last}")
 
     # -- resources --------------------------------------------------------------------------
 
@@ -242,13 +287,14 @@ class Validator:
                 continue
             groups.setdefault(child.name, []).append((key, value, choice_type))
         for name, entries in groups.items():
-            self._element(run, rule.children[name], entries, tree, path, full)
+            child = rule.children[name]
+            if full or not child.inert:
+                self._element(run, child, entries, tree, path, full)
         for child in rule.required_children:
-            if child.name not in groups:
+            if child.name not in groups and (full or not child.inert):
                 self._element(run, child, [], tree, path, full)
         if is_resource or datatype_root:  # the constraints of the type itself (dom-*, qty-3...)
-            for constraint in rule.constraints:
-                self._invariant(run, constraint, node, rule.path, path, full)
+            self._invariants(run, rule, node, rule.path, path, full)
 
     def _expanded(
         self, rule: ElementRule, tree: StructureTree, full: bool, type_code: str | None
@@ -420,9 +466,9 @@ class Validator:
         checks.ranges(run, item, rule)
         if full:
             checks.attachment(run, item)
-        for constraint in rule.constraints:
+        if rule.constraints and item.value is not None:
             base_path = item.type_code if rule.choice or not rule.path else rule.path
-            self._invariant(run, constraint, item.value, base_path, item.path, full)
+            self._invariants(run, rule, item.value, base_path, item.path, full)
 
     def _primitive(self, run: Run, item: Item, rule: ElementRule, full: bool) -> None:
         if full and item.value is not None:
@@ -539,18 +585,32 @@ class Validator:
             return
         self.walk_object(run, item.value, profile.root, profile, item.path, full=False)
 
-    def _invariant(
-        self, run: Run, constraint: Any, node: Any, base_path: str, path: str, full: bool
+    def _invariants(
+        self, run: Run, rule: ElementRule, node: Any, base_path: str, path: str, full: bool
     ) -> None:
-        if not full and self._is_core_source(constraint.source):
-            return  # the base pass has evaluated it on this same node
-        check = self.invariants.check(constraint.expression, base_path)
-        if check is None or node is None:
-            return
-        if not check(node, run.resource, run.root):
-            severity = "error" if constraint.severity == "error" else "warning"
-            message = f"Constraint failed: {constraint.key}: '{constraint.human}'"
-            run.add(severity, "invariant", message, path)
+        for constraint, check in self._checks_of(rule, base_path, full):
+            if not check(node, run.resource, run.root):
+                severity = "error" if constraint.severity == "error" else "warning"
+                message = f"Constraint failed: {constraint.key}: '{constraint.human}'"
+                run.add(severity, "invariant", message, path)
+
+    def _checks_of(
+        self, rule: ElementRule, base_path: str, full: bool
+    ) -> list[tuple[Constraint, Check]]:
+        """The invariants of ``rule`` that can fail, compiled, once per rule, path and pass; a
+        profile pass leaves out those of the core definitions (the base pass has run them)."""
+        key = (id(rule), base_path, full)
+        found = self._rule_checks.get(key)
+        if found is None:
+            found = []
+            for constraint in rule.constraints:
+                if not full and self._is_core_source(constraint.source):
+                    continue
+                check = self.invariants.check(constraint.expression, base_path)
+                if check is not None:
+                    found.append((constraint, check))
+            self._rule_checks[key] = found
+        return found
 
     def _is_core_source(self, source: str) -> bool:
         if not source.startswith(CORE_PREFIX):
@@ -576,6 +636,22 @@ class Validator:
         tree = self.tree(type_code)
         value = tree.root.children.get("value") if tree else None
         return value.regex if value else None
+
+
+def _same_rules(rule: ElementRule, base: ElementRule) -> bool:
+    """Whether a profile's rule demands exactly what the base rule does."""
+    return (
+        rule.min == base.min
+        and rule.max == base.max
+        and rule.types == base.types
+        and rule.fixed == base.fixed
+        and rule.pattern == base.pattern
+        and rule.binding == base.binding
+        and rule.additional_bindings == base.additional_bindings
+        and rule.min_value == base.min_value
+        and rule.max_value == base.max_value
+        and rule.max_length == base.max_length
+    )
 
 
 def _child_for(
