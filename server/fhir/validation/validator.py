@@ -446,7 +446,8 @@ class Validator:
             message = f"Type {item.type_code} is not allowed here (allowed: {allowed})"
             run.add("error", "structure", message, item.path)
             return
-        checks.fixed_and_pattern(run, item, rule)
+        if rule.fixed is not None or rule.pattern is not None:
+            checks.fixed_and_pattern(run, item, rule)
         if is_primitive(item.type_code):
             self._primitive(run, item, rule, full)
         elif holds_resources:
@@ -461,11 +462,14 @@ class Validator:
             )
             if type_rule and type_rule.profiles and item.type_code != "Extension":
                 self._datatype_profiles(run, item, type_rule.profiles)
-        checks.binding(run, self.terminology, item, rule)
-        checks.coding_systems(run, self.terminology, item, full)
-        checks.ranges(run, item, rule)
-        if full:
+        if rule.binding is not None or rule.additional_bindings:
+            checks.binding(run, self.terminology, item, rule)
+        if full and item.type_code == "Coding":
+            checks.coding_systems(run, self.terminology, item, full)
+        elif full and item.type_code == "Attachment":
             checks.attachment(run, item)
+        if rule.min_value is not None or rule.max_value is not None:
+            checks.ranges(run, item, rule)
         if rule.constraints and item.value is not None:
             base_path = item.type_code if rule.choice or not rule.path else rule.path
             self._invariants(run, rule, item.value, base_path, item.path, full)
