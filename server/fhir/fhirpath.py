@@ -35,19 +35,24 @@ _STEP = re.compile(
 
 def split_union(expression: str) -> list[str]:
     """Top-level ``|`` alternatives, outer parentheses removed."""
+    return [_unwrap(part.strip()) for part in split_top_level(expression, "|") if part.strip()]
+
+
+def split_top_level(text: str, separator: str) -> list[str]:
+    """``text`` split on ``separator`` outside parentheses and quoted strings."""
     parts, depth, quoted, start = [], 0, False, 0
-    for index, char in enumerate(expression):
+    for index, char in enumerate(text):
         if char == "'":
             quoted = not quoted
         elif not quoted and char == "(":
             depth += 1
         elif not quoted and char == ")":
             depth -= 1
-        elif not quoted and depth == 0 and char == "|":
-            parts.append(expression[start:index])
+        elif not quoted and depth == 0 and char == separator:
+            parts.append(text[start:index])
             start = index + 1
-    parts.append(expression[start:])
-    return [_unwrap(part.strip()) for part in parts if part.strip()]
+    parts.append(text[start:])
+    return parts
 
 
 def _unwrap(part: str) -> str:

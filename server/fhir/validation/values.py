@@ -11,6 +11,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from server.fhir.fhirpath import split_top_level
+
 _EXTENSION_STEP = re.compile(r"^extension\('([^']*)'\)$")
 
 
@@ -98,16 +100,4 @@ def _children(node: dict[str, Any], name: str) -> list[Any]:
 
 def split_path(path: str) -> list[str]:
     """Split a FHIRPath-like path on dots outside parentheses and quotes."""
-    steps, depth, quoted, start = [], 0, False, 0
-    for index, char in enumerate(path):
-        if char == "'":
-            quoted = not quoted
-        elif not quoted and char == "(":
-            depth += 1
-        elif not quoted and char == ")":
-            depth -= 1
-        elif not quoted and depth == 0 and char == ".":
-            steps.append(path[start:index])
-            start = index + 1
-    steps.append(path[start:])
-    return [step for step in steps if step]
+    return [step for step in split_top_level(path, ".") if step]

@@ -88,24 +88,7 @@ def navigator(
         ((key, companion, paths),) = steps
 
         def first(focus: list[Any], env: Any) -> list[Any]:
-            out: list[Any] = []
-            for item in focus:
-                if isinstance(item, dict):
-                    if paths is not None and "resourceType" in item:
-                        _check_path(item, paths)
-                    value = item.get(key)
-                    if value is not None:
-                        if isinstance(value, list):
-                            out.extend(value)
-                        else:
-                            out.append(value)
-                    value = item.get(companion)
-                    if value is not None:
-                        if isinstance(value, list):
-                            out.extend(value)
-                        else:
-                            out.append(value)
-            return out
+            return plain(focus, key, paths)
 
         return first
 
