@@ -549,22 +549,7 @@ class Validator:
 
     def extension_profile(self, run: Run, item: Item, url: str) -> None:
         """Validate an extension value against its definition, once per value and URL."""
-        key = (id(item.value), url.split("|", 1)[0])
-        if key in run.checked_profiles:
-            return
-        run.checked_profiles.add(key)
-        definition = self.tree(url)
-        if definition is None:
-            return
-        self.walk_object(
-            run,
-            item.value,
-            definition.root,
-            definition,
-            item.path,
-            full=True,
-            type_code="Extension",
-        )
+        self._value_profile(run, item, url, extension=True)
 
     def _datatype_profiles(self, run: Run, item: Item, urls: tuple[str, ...]) -> None:
         """A datatype value must meet one of the profiles its type lists (SimpleQuantity...)."""
@@ -572,22 +557,28 @@ class Validator:
         if len(urls) > 1:
             for url in urls:
                 trial = Run(resources=list(run.resources))
-                self._datatype_profile(trial, item, url)
+                self._value_profile(trial, item, url)
                 if not any(i.severity in ("error", "fatal") for i in trial.issues):
                     return
         if urls:
-            self._datatype_profile(run, item, urls[0])
+            self._value_profile(run, item, urls[0])
 
-    def _datatype_profile(self, run: Run, item: Item, url: str) -> None:
+    def _value_profile(self, run: Run, item: Item, url: str, *, extension: bool = False) -> None:
+        """Walk a value against a profile of its type (an extension against its definition, in
+        full), once per value and URL."""
         key = (id(item.value), url.split("|", 1)[0])
         if key in run.checked_profiles:
             return
         run.checked_profiles.add(key)
         profile = self.tree(url)
         if profile is None:
-            run.add("warning", "not-found", f"Profile {url} is not known to this server", item.path)
+            if not extension:  # an unknown extension was reported where it was found
+                message = f"Profile {url} is not known to this server"
+                run.add("warning", "not-found", message, item.path)
             return
-        self.walk_object(run, item.value, profile.root, profile, item.path, full=False)
+        type_code = "Extension" if extension else None
+        walk = self.walk_object
+        walk(run, item.value, profile.root, profile, item.path, full=extension, type_code=type_code)
 
     def _invariants(
         self, run: Run, rule: ElementRule, node: Any, base_path: str, path: str, full: bool
