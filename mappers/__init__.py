@@ -1,0 +1,25 @@
+"""Local record formats (facility and resident registers, ...) to FHIR transaction Bundles.
+
+Each format has a JSON Schema in ``schemas/`` and a mapper: a pure function from one validated
+record to transaction entries (docs/formats.md).  ``mappers.importing`` reads a file, checks
+every row and batches the entries into Bundles.
+"""
+
+from __future__ import annotations
+
+from mappers.base import Mapper, RecordError
+from mappers.fasilitas import FasilitasMapper
+from mappers.sasaran import SasaranMapper
+
+__all__ = ["FORMATS", "Mapper", "RecordError", "mapper_for"]
+
+FORMATS: tuple[str, ...] = ("fasilitas", "sasaran")
+
+
+def mapper_for(name: str) -> Mapper:
+    """The mapper of format ``name``; KeyError when there is none."""
+    if name == "fasilitas":
+        return FasilitasMapper()
+    if name == "sasaran":
+        return SasaranMapper()
+    raise KeyError(name)

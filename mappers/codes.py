@@ -1,0 +1,89 @@
+"""Identifier systems, code maps and Kemendagri/NIK checks the mappers share (../shared/DOMAIN.md).
+
+The systems come from ``server.demo.codes`` so that imported and demo data agree.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from server.demo.codes import (
+    ADMINISTRATIVE_CODE,
+    FACILITY_TYPE,
+    ILP,
+    ILP_MOTHER,
+    KK,
+    KODE_FASILITAS,
+    LOCATION_PHYSICAL_TYPE,
+    NIK,
+    NIK_IBU,
+    ORGANIZATION_TYPE,
+    PUSTU_ORIGIN,
+    concept,
+)
+
+__all__ = [
+    "FACILITY_TYPE",
+    "ILP_MOTHER",
+    "KK",
+    "KODE_FASILITAS",
+    "LOCATION_PHYSICAL_TYPE",
+    "NIK",
+    "NIK_IBU",
+    "ORGANIZATION_TYPE",
+    "PUSTU_ORIGIN",
+    "administrative_code",
+    "check_desa",
+    "check_nik",
+    "concept",
+    "profile",
+]
+
+# The 38 province codes (adm-1, ilp-nik-2): Papua's 2022 codes 93-96 included.
+_PROVINCE = r"(1[1-9]|21|3[1-6]|5[1-3]|6[1-5]|7[1-6]|8[12]|9[1-6])"
+_DESA = re.compile(rf"^{_PROVINCE}(0[1-9]|[1-6][0-9]|7[1-9]|[89][0-9])[0-9]{{6}}$")
+_NIK_PROVINCE = re.compile(rf"^{_PROVINCE}")
+
+
+def profile(profile_id: str) -> dict[str, Any]:
+    """``meta`` claiming the ILP profile ``profile_id``."""
+    return {"profile": [f"{ILP}/StructureDefinition/{profile_id}"]}
+
+
+def check_desa(code: str) -> str | None:
+    """Why a 10-digit Kemendagri desa code is impossible, or None (Permendagri 137/2017)."""
+    if not _NIK_PROVINCE.match(code):
+        return f"{code} does not start with a province code"
+    if not _DESA.match(code):
+        return f"{code}: digits 3-4 must be a kabupaten (01-69) or kota (71-99)"
+    return None
+
+
+def check_nik(nik: str, *, woman: bool = False) -> str | None:
+    """Why a 16-digit NIK is impossible, or None (the ilp-nik-* rules of docs/profiles.md)."""
+    day, month = int(nik[6:8]), int(nik[8:10])
+    if not _NIK_PROVINCE.match(nik):
+        return "digits 1-2 are not a province code"
+    if nik[2:4] == "00" or nik[4:6] == "00":
+        return "digits 3-6 (kabupaten/kota, kecamatan) must not be 00"
+    if woman and not 41 <= day <= 71:
+        return "digits 7-8 must be a woman's day of birth (41-71)"
+    if not (1 <= day <= 31 or 41 <= day <= 71):
+        return "digits 7-8 must be the day of birth, 01-31 (41-71 for women)"
+    if not 1 <= month <= 12:
+        return "digits 9-10 must be the month of birth, 01-12"
+    if nik[12:] == "0000":
+        return "digits 13-16 (serial) must not be 0000"
+    return None
+
+
+def administrative_code(desa: str, rt: str | None = None, rw: str | None = None) -> dict[str, Any]:
+    """The SATUSEHAT administrativeCode extension of a desa, down to RT/RW when given."""
+    parts = [("province", desa[:2]), ("city", desa[:4]), ("district", desa[:6]), ("village", desa)]
+    if rt and rw:
+        parts += [("rt", rt), ("rw", rw)]
+    return {
+        "url": ADMINISTRATIVE_CODE,
+        "extension": [{"url": url, "valueCode": value} for url, value in parts],
+    }
