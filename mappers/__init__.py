@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from mappers.base import Mapper, RecordError
 from mappers.fasilitas import FasilitasMapper
+from mappers.posyandu_balita import PosyanduBalitaMapper
 from mappers.sasaran import SasaranMapper
 
 __all__ = ["FORMATS", "Mapper", "RecordError", "mapper_for"]
 
-FORMATS: tuple[str, ...] = ("fasilitas", "sasaran")
+FORMATS: tuple[str, ...] = ("fasilitas", "sasaran", "posyandu-balita")
 
 
 def mapper_for(name: str) -> Mapper:
@@ -22,4 +23,6 @@ def mapper_for(name: str) -> Mapper:
         return FasilitasMapper()
     if name == "sasaran":
         return SasaranMapper()
+    if name == "posyandu-balita":
+        return PosyanduBalitaMapper()
     raise KeyError(name)

@@ -44,6 +44,9 @@ class Mapper(Protocol):
     @property
     def schema_path(self) -> Path: ...
 
+    # Optionally, ``shared``: resource types that several rows may give alike (the kader of a
+    # Posyandu sheet); the importer writes each once per Bundle instead of refusing the rows.
+
     def rank(self, record: Record) -> int:
         """Import order: records of a lower rank go first (parents before children)."""
         ...

@@ -9,36 +9,70 @@ import re
 from typing import Any
 
 from server.demo.codes import (
+    ACT_CODE,
     ADMINISTRATIVE_CODE,
     FACILITY_TYPE,
     ILP,
     ILP_MOTHER,
     KK,
+    KLASTER,
+    KLASTER_NAMES,
     KODE_FASILITAS,
     LOCATION_PHYSICAL_TYPE,
+    LOINC,
+    MEASURES,
     NIK,
     NIK_IBU,
     ORGANIZATION_TYPE,
+    PARTICIPANT_ROLE,
+    PARTICIPATION_TYPE,
     PUSTU_ORIGIN,
+    SIKLUS,
+    SIKLUS_HIDUP,
+    UCUM,
+    VITAL_SIGNS,
+    coding,
     concept,
 )
 
 __all__ = [
     "FACILITY_TYPE",
+    "FIELD",
     "ILP_MOTHER",
+    "KADER_POSYANDU",
     "KK",
+    "KLASTER",
+    "KLASTER_NAMES",
     "KODE_FASILITAS",
+    "KUNJUNGAN_POSYANDU",
     "LOCATION_PHYSICAL_TYPE",
+    "LOINC",
+    "MEASURES",
     "NIK",
     "NIK_IBU",
     "ORGANIZATION_TYPE",
+    "PARTICIPANT_ROLE",
+    "PARTICIPATION_TYPE",
+    "PENGUKURAN_POSYANDU",
     "PUSTU_ORIGIN",
+    "SIKLUS",
+    "SIKLUS_HIDUP",
+    "UCUM",
+    "VITAL_SIGNS",
     "administrative_code",
     "check_desa",
     "check_nik",
+    "coding",
     "concept",
     "profile",
 ]
+
+# Posyandu sheets (mappers/posyandu_balita.py): the visit, its measurements and a kader
+# without NIK are found again by these identifiers (docs/formats.md).
+KUNJUNGAN_POSYANDU = f"{ILP}/id/kunjungan-posyandu"
+PENGUKURAN_POSYANDU = f"{ILP}/id/pengukuran-posyandu"
+KADER_POSYANDU = f"{ILP}/id/kader-posyandu"
+FIELD = coding(ACT_CODE, "FLD", "field")
 
 # The 38 province codes (adm-1, ilp-nik-2): Papua's 2022 codes 93-96 included.
 _PROVINCE = r"(1[1-9]|21|3[1-6]|5[1-3]|6[1-5]|7[1-6]|8[12]|9[1-6])"

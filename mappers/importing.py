@@ -41,6 +41,7 @@ def map_file(mapper: Mapper, path: Path) -> MappedFile:
     validator = load_schema(mapper.schema_path)
     result = MappedFile()
     seen: dict[str, int] = {}
+    shared: dict[str, tuple[int, Any]] = {}
     try:
         for row, record in read_records(path, validator.schema):
             if errors := check_record(validator, row, record):
@@ -52,10 +53,19 @@ def map_file(mapper: Mapper, path: Path) -> MappedFile:
                 result.errors.append(exc.at(row))
                 continue
             # Two rows for one resident or facility would race each other in one transaction.
-            key = " ".join(e["request"]["url"] for e in entries)
+            shared_types: frozenset[str] = getattr(mapper, "shared", frozenset())
+            own = [e for e in entries if e["resource"]["resourceType"] not in shared_types]
+            key = own[0]["request"]["url"]  # the row's main resource (its others follow it)
             if key in seen:
                 result.errors.append(RecordError(row, "", f"same record as row {seen[key]}"))
                 continue
+            # A resource several rows share (the kader of a Posyandu sheet) must agree.
+            if problem := _disagreement(entries, own, shared):
+                result.errors.append(RecordError(row, "", problem))
+                continue
+            for entry in entries:
+                if entry not in own:
+                    shared.setdefault(entry["request"]["url"], (row, entry["resource"]))
             seen[key] = row
             result.rows[row] = entries
             result.ranks[row] = mapper.rank(record)
@@ -69,9 +79,26 @@ def build_bundles(mapped: MappedFile, batch_size: int = 100) -> list[dict[str, A
     rows = sorted(mapped.rows, key=lambda row: (mapped.ranks[row], row))
     bundles = []
     for start in range(0, len(rows), batch_size):
-        entries = [e for row in rows[start : start + batch_size] for e in mapped.rows[row]]
+        entries, urls = [], set()
+        for row in rows[start : start + batch_size]:
+            for entry in mapped.rows[row]:
+                # A resource shared by rows (checked equal by map_file) is written once.
+                if entry["request"]["url"] not in urls:
+                    urls.add(entry["request"]["url"])
+                    entries.append(entry)
         bundles.append({"resourceType": "Bundle", "type": "transaction", "entry": entries})
     return bundles
+
+
+def _disagreement(
+    entries: list[Entry], own: list[Entry], shared: dict[str, tuple[int, Any]]
+) -> str | None:
+    """Why a shared entry of this row contradicts the one an earlier row gave, or None."""
+    for entry in entries:
+        url = entry["request"]["url"]
+        if entry not in own and url in shared and shared[url][1] != entry["resource"]:
+            return f"{url} differs from row {shared[url][0]}"
+    return None
 
 
 def post_bundle(base_url: str, bundle: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:

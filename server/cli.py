@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from mappers import FORMATS
 from server.config import ConfigError, Settings
 from server.demo.district import DEFAULT_SEED, PRESETS
 from server.errors import FhirError
@@ -120,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     record_import = commands.add_parser(
         "import", help="import a register file (docs/formats.md) as transaction Bundles"
     )
-    record_import.add_argument("format", choices=("fasilitas", "sasaran"), metavar="FORMAT")
+    record_import.add_argument("format", choices=FORMATS, metavar="FORMAT")
     record_import.add_argument("file", metavar="FILE", help="CSV (header row), JSON or NDJSON")
     record_import.add_argument("--url", help="FHIR base to POST to (default ILP_BASE_URL)")
     record_import.add_argument("--dry-run", action="store_true", help="print the Bundles only")

@@ -9,6 +9,7 @@ import pytest
 
 from mappers import FORMATS
 from mappers.fasilitas import FasilitasMapper
+from mappers.posyandu_balita import PosyanduBalitaMapper
 from mappers.sasaran import SasaranMapper
 from tests.conftest import ROOT
 
@@ -17,6 +18,8 @@ TODAY = date(2026, 11, 23)
 
 
 def mapper(name):
+    if name == "posyandu-balita":
+        return PosyanduBalitaMapper(today=TODAY)
     return FasilitasMapper() if name == "fasilitas" else SasaranMapper(today=TODAY)
 
 
