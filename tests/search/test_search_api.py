@@ -5,6 +5,9 @@ from __future__ import annotations
 import threading
 from urllib.parse import quote
 
+import pytest
+
+from server.storage.search import store
 from tests.helpers import created_id, patient, post, put
 
 NIK = "https://fhir.kemkes.go.id/id/nik"
@@ -200,3 +203,32 @@ def test_sort_by_id_descending_pages_backwards(client):
     next_url = next(link["url"] for link in first["link"] if link["relation"] == "next")
     second = client.get(next_url.replace("http://testserver", "")).json
     assert [e["resource"]["id"] for e in second["entry"]] == ["a"]
+
+
+@pytest.mark.parametrize("ids_max", [1000, 1, 0], ids=["listed", "some-listed", "subqueries"])
+def test_has_and_chains_read_first_as_lists_or_kept_as_subqueries(client, monkeypatch, ids_max):
+    """Small nested sets become id lists (store.NESTED_IDS_MAX), larger ones stay subqueries:
+    the same results either way, without deleted sources."""
+    monkeypatch.setattr(store, "NESTED_IDS_MAX", ids_max)
+    for org in ("o1", "o2"):
+        put(client, f"/fhir/Organization/{org}", {"resourceType": "Organization", "id": org})
+    for name, org in (("a", "o1"), ("b", "o1"), ("c", "o2")):
+        managed = {"managingOrganization": {"reference": f"Organization/{org}"}}
+        put(client, f"/fhir/Patient/{name}", patient(id=name, nik=name, **managed))
+    _observation(client, "a", "2026-01-01", kg=9.5)
+    _observation(client, "a", "2026-02-01", kg=10.5)
+    _observation(client, "b", "2026-01-01", kg=30)
+    gone = _observation(client, "b", "2026-02-01", kg=8)
+    c_obs = {_observation(client, "c", day, kg=11) for day in ("2026-01-01", "2026-02-01")}
+    client.delete(f"/fhir/Observation/{gone}")
+    light = "_has:Observation:subject:value-quantity=lt20"
+    assert _ids(client, f"Patient?{light}") == {"a", "c"}
+    assert _ids(client, f"Patient?organization=Organization/o1&{light}") == {"a"}
+    assert _ids(client, "Patient?_has:Observation:subject:value-quantity=lt1") == set()
+    assert client.get(f"/fhir/Patient?{light}&_summary=count").json["total"] == 2
+    nested = "Organization?_has:Patient:organization:_has:Observation:subject:value-quantity"
+    assert _ids(client, f"{nested}=lt20") == {"o1", "o2"}
+    assert _ids(client, f"{nested}=gt20") == {"o1"}
+    assert _ids(client, "Observation?subject:Patient.organization=Organization/o2") == c_obs
+    has_chain = "Patient?_has:Observation:subject:subject:Patient.identifier=c"
+    assert _ids(client, has_chain) == {"c"}

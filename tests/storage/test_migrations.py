@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -10,6 +11,7 @@ from server.config import Settings
 from server.storage import migrate
 from server.storage.db import create_db_engine
 from server.storage.schema import metadata
+from tests.conftest import fresh_postgres_database
 
 
 def test_migrated_schema_matches_declared_tables(db_url):
@@ -20,8 +22,18 @@ def test_migrated_schema_matches_declared_tables(db_url):
     assert differences == []
 
 
-def test_downgrade_and_upgrade_round_trip(tmp_path):
-    engine = create_db_engine(Settings(database_url=f"sqlite:///{tmp_path}/m.sqlite3"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request, tmp_path):
+    """An empty database of each kind (PostgreSQL-only statistics are migrated too)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/m.sqlite3"
+        return
+    with fresh_postgres_database("ilp_migrate", migrated=False) as url:
+        yield url
+
+
+def test_downgrade_and_upgrade_round_trip(empty_db_url):
+    engine = create_db_engine(Settings(database_url=empty_db_url))
     migrate.upgrade(engine)
     migrate.downgrade(engine, "base")
     assert set(sa.inspect(engine).get_table_names()) == {"alembic_version"}

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, distinct, func, select, text
+from sqlalchemy import Connection, Select, distinct, func, select, text
 
 from server.errors import InvalidRequest
-from server.storage.search.criteria import Match, Query, RowMatch
+from server.storage.search.criteria import Chain, Condition, Has, IdMatch, Match, Query, RowMatch
 from server.storage.search.sql import (
     R,
     after_condition,
     condition_sql,
     ids_subquery,
+    nested_ids,
     order_by,
     reference_pairs,
     referencing_ids,
@@ -21,6 +23,10 @@ from server.storage.search.sql import (
 
 # One page row: the id and the values of the sort keys, which make the next-page cursor.
 PageRow = tuple[Any, ...]
+
+# A chain's or _has's set of at most this many ids is read first and given to the search as a
+# list; reading stops after one row more, so a larger set costs only that much.
+NESTED_IDS_MAX = 1000
 
 
 class SearchQueries:
@@ -36,6 +42,7 @@ class SearchQueries:
     ) -> list[PageRow]:
         """Up to ``limit`` rows ``(res_id, *sort values)`` after the cursor values ``after``."""
         self.flush()
+        query = self._with_small_sets_listed(query)
         r = R.alias("r")
         columns = sort_columns(query, r)
         statement = select(r.c.res_id, *(column for column, _ in columns[:-1])).where(
@@ -50,6 +57,7 @@ class SearchQueries:
 
     def search_count(self, query: Query) -> int:
         self.flush()
+        query = self._with_small_sets_listed(query)
         if len(query.conditions) == 1 and isinstance(query.conditions[0], Match | RowMatch):
             only = query.conditions[0]
             if not (isinstance(only, Match) and only.negate):
@@ -66,11 +74,58 @@ class SearchQueries:
         if self._c.dialect.name != "postgresql":
             return self.search_count(query)
         self.flush()
+        query = self._with_small_sets_listed(query)
         r = R.alias("r")
         statement = select(r.c.res_id).where(*_filters(query, r))
         compiled = statement.compile(self._c, compile_kwargs={"literal_binds": True})
         plan = self._c.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
         return int(plan[0]["Plan"]["Plan Rows"])
+
+    def _with_small_sets_listed(self, query: Query) -> Query:
+        """``query`` with the small sets of its chains and ``_has`` read first, as id lists.
+
+        Neither planner can estimate a nested set: PostgreSQL took the 274 patients of a
+        Puskesmas for 1 and probed their 5,412 Observations for the 94 MUAC values under 11.5
+        (57 ms) instead of starting from those.  Ids read first are exact, whatever the
+        statistics; innermost sets are read first, so nested ones build on each other.
+        """
+        conditions = self._listed(query.resource_type, query.conditions)
+        return replace(query, conditions=conditions) if conditions != query.conditions else query
+
+    def _listed(
+        self, resource_type: str, conditions: tuple[Condition, ...]
+    ) -> tuple[Condition, ...]:
+        return tuple(
+            self._nested(resource_type, c) if isinstance(c, Has | Chain) else c for c in conditions
+        )
+
+    def _nested(self, resource_type: str, condition: Has | Chain) -> Condition:
+        """The chain or ``_has`` with its inner set as a list if small, then as its own ids if
+        those are few too.  Either read stops after NESTED_IDS_MAX + 1 rows, and the first is
+        made only where one index range gives the inner set, so a large set costs little."""
+        if isinstance(condition, Has):
+            inner_type = condition.source_type
+        elif len(condition.target_types) == 1:
+            inner_type = condition.target_types[0]
+        else:
+            return condition  # one inner condition serves several target types
+        inner = self._listed(inner_type, condition.inner)
+        condition = replace(condition, inner=inner)
+        if not (len(inner) == 1 and isinstance(inner[0], IdMatch) and not inner[0].negate):
+            read = nested_ids(inner_type, inner)
+            ids = self._first_ids(read) if read is not None else None
+            if ids is None:
+                return condition
+            condition = replace(condition, inner=(IdMatch(ids),))
+        ids = self._first_ids(ids_subquery(resource_type, condition))
+        return condition if ids is None else IdMatch(ids)
+
+    def _first_ids(self, statement: Select[Any]) -> tuple[str, ...] | None:
+        """The distinct ids ``statement`` gives; None if it gives over NESTED_IDS_MAX rows."""
+        rows = self._c.execute(statement.limit(NESTED_IDS_MAX + 1)).scalars().all()
+        if len(rows) > NESTED_IDS_MAX:
+            return None
+        return tuple(sorted({row for row in rows if row is not None}))
 
     def referenced(
         self, resource_type: str, ids: list[str], param: str, target_type: str | None
