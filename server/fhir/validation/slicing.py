@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from server.fhir.validation.checks import resolve_in_bundle
 from server.fhir.validation.structure import UNBOUNDED, ElementRule, StructureTree
 from server.fhir.validation.values import contains, equals, split_path, values_at
 
@@ -85,6 +86,8 @@ class SliceMatcher:
     def _discriminates(
         self, run: Run, item: Item, slice_rule: ElementRule, kind: str, path: str
     ) -> bool:
+        if kind == "type" and path.endswith("resolve()"):
+            return self._resolved_type_matches(run, item, slice_rule)
         if kind == "type":
             return self._type_matches(item, slice_rule, path)
         if kind == "profile":
@@ -154,6 +157,24 @@ class SliceMatcher:
         value = values[0]
         found = value.get("resourceType") if isinstance(value, dict) else None
         return any(t.code == found for t in target.types) if found else True
+
+    def _resolved_type_matches(self, run: Run, item: Item, slice_rule: ElementRule) -> bool:
+        """``$this.resolve()``: the type of the resource a Reference points to (contained, or
+        in the same Bundle) is one the slice's targetProfiles name."""
+        value = item.value if isinstance(item.value, dict) else {}
+        target = value.get("reference")
+        found: dict[str, Any] | None = None
+        if isinstance(target, str) and target.startswith("#"):
+            for owner in (run.resource, run.root):
+                for contained in owner.get("contained") or ():
+                    if isinstance(contained, dict) and contained.get("id") == target[1:]:
+                        found = contained
+        else:
+            found = resolve_in_bundle(run, value)
+        if found is None:
+            return False
+        wanted = {self._profile_type((url,)) for t in slice_rule.types for url in t.target_profiles}
+        return found.get("resourceType") in wanted
 
     def _profile_type(self, profiles: tuple[str, ...]) -> str | None:
         for url in profiles:
