@@ -1,4 +1,5 @@
-"""Local record formats (facility and resident registers, ...) to FHIR transaction Bundles.
+"""Local record formats (facility and resident registers, visit sheets) to FHIR transaction
+Bundles.
 
 Each format has a JSON Schema in ``schemas/`` and a mapper: a pure function from one validated
 record to transaction entries (docs/formats.md).  ``mappers.importing`` reads a file, checks
@@ -7,6 +8,9 @@ every row and batches the entries into Bundles.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
+
 from mappers.base import Mapper, RecordError
 from mappers.fasilitas import FasilitasMapper
 from mappers.posyandu_balita import PosyanduBalitaMapper
@@ -14,15 +18,16 @@ from mappers.sasaran import SasaranMapper
 
 __all__ = ["FORMATS", "Mapper", "RecordError", "mapper_for"]
 
-FORMATS: tuple[str, ...] = ("fasilitas", "sasaran", "posyandu-balita")
+# Format name -> its mapper, given "today" (the one impure input: dates in the future are
+# refused), in the order a district imports them: registers before the sheets that cite them.
+_MAPPERS: dict[str, Callable[[date | None], Mapper]] = {
+    "fasilitas": lambda today: FasilitasMapper(),
+    "sasaran": lambda today: SasaranMapper(today=today),
+    "posyandu-balita": lambda today: PosyanduBalitaMapper(today=today),
+}
+FORMATS: tuple[str, ...] = tuple(_MAPPERS)
 
 
-def mapper_for(name: str) -> Mapper:
+def mapper_for(name: str, today: date | None = None) -> Mapper:
     """The mapper of format ``name``; KeyError when there is none."""
-    if name == "fasilitas":
-        return FasilitasMapper()
-    if name == "sasaran":
-        return SasaranMapper()
-    if name == "posyandu-balita":
-        return PosyanduBalitaMapper()
-    raise KeyError(name)
+    return _MAPPERS[name](today)

@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mappers import FORMATS
-from mappers.fasilitas import FasilitasMapper
-from mappers.posyandu_balita import PosyanduBalitaMapper
-from mappers.sasaran import SasaranMapper
+from mappers import FORMATS, mapper_for
 from tests.conftest import ROOT
 
 SAMPLES = ROOT / "mappers" / "samples"
@@ -18,9 +15,7 @@ TODAY = date(2026, 11, 23)
 
 
 def mapper(name):
-    if name == "posyandu-balita":
-        return PosyanduBalitaMapper(today=TODAY)
-    return FasilitasMapper() if name == "fasilitas" else SasaranMapper(today=TODAY)
+    return mapper_for(name, today=TODAY)
 
 
 def sample(name, extension):

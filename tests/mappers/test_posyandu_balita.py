@@ -8,7 +8,8 @@ import pytest
 
 from mappers import mapper_for
 from mappers.importing import build_bundles, map_file
-from mappers.posyandu_balita import normalised, visit_time
+from mappers.posyandu_balita import MEASURES
+from mappers.sessions import visit_time
 from server.fhir.validation import Validator
 from tests.mappers.conftest import mapper, sample, write
 from tests.mappers.test_import_api import import_file, one, versions
@@ -89,7 +90,8 @@ def test_the_encounter_is_a_field_visit_at_the_posyandu_with_the_kader():
      ("panjang_tinggi", 93.1, 93.1), ("panjang_tinggi", 0.931, 93.1), ("lila", 15.2, 15.2)],
 )  # fmt: skip
 def test_units_are_normalised(column, value, expected):
-    assert normalised(column, value) == expected
+    measure = next(m for m in MEASURES if m.column == column)
+    assert measure.normalise(value) == expected
 
 
 @pytest.mark.parametrize(
