@@ -39,6 +39,7 @@ __all__ = [
     "FACILITY_TYPE",
     "FIELD",
     "ILP_MOTHER",
+    "IMUNISASI_POSYANDU",
     "KADER_POSYANDU",
     "KK",
     "KLASTER",
@@ -59,6 +60,7 @@ __all__ = [
     "SIKLUS_HIDUP",
     "UCUM",
     "VITAL_SIGNS",
+    "VITAMIN_A_POSYANDU",
     "administrative_code",
     "check_desa",
     "check_nik",
@@ -72,6 +74,8 @@ __all__ = [
 KUNJUNGAN_POSYANDU = f"{ILP}/id/kunjungan-posyandu"
 PENGUKURAN_POSYANDU = f"{ILP}/id/pengukuran-posyandu"
 KADER_POSYANDU = f"{ILP}/id/kader-posyandu"
+IMUNISASI_POSYANDU = f"{ILP}/id/imunisasi-posyandu"
+VITAMIN_A_POSYANDU = f"{ILP}/id/vitamin-a-posyandu"
 FIELD = coding(ACT_CODE, "FLD", "field")
 
 # The 38 province codes (adm-1, ilp-nik-2): Papua's 2022 codes 93-96 included.

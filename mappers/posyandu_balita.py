@@ -7,16 +7,17 @@ given (``ilp-obs-body-weight``, ``ilp-obs-body-height``, ``ilp-obs-head-circumfe
 references, so the ``fasilitas`` and ``sasaran`` registers must be imported first; the kader
 is a Practitioner written by a conditional update on the kader's NIK.  Every resource is found
 again by an identifier made of the Posyandu code, the visit date and the child, so importing
-a sheet twice changes nothing (docs/formats.md).  ``vitamin_a`` and ``imunisasi`` are read and
-checked but not yet mapped.
+a sheet twice changes nothing (docs/formats.md).  Immunisations given become Immunization
+resources and a vitamin A capsule a MedicationAdministration (``mappers/pemberian.py``).
 """
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-from mappers import codes, sessions
+from mappers import codes, pemberian, sessions
 from mappers.base import (
     SCHEMAS,
     Entry,
@@ -60,6 +61,7 @@ class PosyanduBalitaMapper:
     def map(self, record: Record) -> list[Entry]:
         """RecordError for an impossible date, child, NIK or measure (row and column)."""
         when, values = self._check(record)
+        vaccines = pemberian.vaccines_given(record.get("imunisasi", ""))
         child = _child(record)
         key = _visit_key(record, when[0])
         kader_query, kader = sessions.kader(record, "kode_posyandu")
@@ -84,8 +86,19 @@ class PosyanduBalitaMapper:
                 when=when[1], subject=child, encounter_ref=encounter_ref, performer=kader_ref,
                 extra_codings=position,
             )  # fmt: skip
-            query = criteria(codes.PENGUKURAN_POSYANDU, observation["identifier"][0]["value"])
-            entries.append(conditional_update(observation, query))
+            entries.append(conditional_update(observation, _criteria(observation)))
+        for vaccine, dose in vaccines:
+            given = pemberian.immunization(
+                vaccine, dose, key=f"{key}:{vaccine.key}-{dose}", when=when[1], child=child,
+                encounter_ref=encounter_ref, location=encounter["location"][0]["location"],
+            )  # fmt: skip
+            entries.append(conditional_update(given, _criteria(given)))
+        if record.get("vitamin_a"):
+            capsule = pemberian.vitamin_a(
+                record, key=f"{key}:vitamin-a", day=when[0], when=when[1], child=child,
+                encounter_ref=encounter_ref, kader_ref=kader_ref,
+            )  # fmt: skip
+            entries.append(conditional_update(capsule, _criteria(capsule)))
         return entries
 
     def _check(self, record: Record) -> tuple[tuple[date, str], list[tuple[Measure, float]]]:
@@ -106,9 +119,18 @@ class PosyanduBalitaMapper:
                 "the balita sheet is for children under 5",
             )  # fmt: skip
         values = [(m, m.value(record, CHILD)) for m in MEASURES if m.column in record]
-        if not values:
-            raise RecordError(0, "berat", "give at least one measure (berat, panjang_tinggi, ...)")
+        if not values and not record.get("imunisasi") and not record.get("vitamin_a"):
+            raise RecordError(
+                0, "berat", "give at least one measure (berat, panjang_tinggi, ...), "
+                "immunisation or vitamin A",
+            )  # fmt: skip
         return when, values
+
+
+def _criteria(resource: dict[str, Any]) -> str:
+    """The criteria on the resource's one identifier."""
+    identifier = resource["identifier"][0]
+    return criteria(identifier["system"], identifier["value"])
 
 
 def _child(record: Record) -> dict[str, str]:

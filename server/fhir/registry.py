@@ -33,6 +33,7 @@ SUPPORTED: dict[str, ResourceSupport] = {
         ResourceSupport("Condition"),
         ResourceSupport("Procedure"),
         ResourceSupport("Immunization"),
+        ResourceSupport("MedicationAdministration"),
         ResourceSupport("QuestionnaireResponse"),
         ResourceSupport("AuditEvent"),
         ResourceSupport("Provenance"),

@@ -48,10 +48,11 @@ def test_every_resource_meets_its_ilp_profile(validator, extension):
     mapped = resources(sample("posyandu-balita", extension))
     kinds = [r["resourceType"] for r in mapped]
     assert kinds.count("Encounter") == 6 and kinds.count("Observation") == 20
+    assert kinds.count("Immunization") == 3 and kinds.count("MedicationAdministration") == 1
     for resource in mapped:
         issues = validator.validate(resource)
         assert [i for i in issues if i.severity in ("error", "fatal")] == [], resource
-        if resource["resourceType"] != "Practitioner":
+        if resource["resourceType"] in ("Encounter", "Observation"):
             assert resource["meta"]["profile"][0].startswith(PROFILE)
 
 
@@ -185,10 +186,10 @@ def test_fasilitas_sasaran_then_the_sheet_import_and_a_second_import_changes_not
     statuses = import_file(
         ilp_client, "posyandu-balita", sample("posyandu-balita", "csv"), batch_size
     )
-    assert statuses.count("201 Created") == 1 + 6 + 20
-    types = ("Practitioner", "Encounter", "Observation")
+    assert statuses.count("201 Created") == 1 + 6 + 20 + 3 + 1
+    types = ("Practitioner", "Encounter", "Observation", "Immunization", "MedicationAdministration")
     before = {t: versions(ilp_client, t) for t in types}
-    assert [len(v) for v in before.values()] == [1, 6, 20]
+    assert [len(v) for v in before.values()] == [1, 6, 20, 3, 1]
 
     import_file(ilp_client, "posyandu-balita", sample("posyandu-balita", "ndjson"), batch_size)
     assert {t: versions(ilp_client, t) for t in types} == before
