@@ -89,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     fetch.set_defaults(handler=_package_fetch)
 
     demo = commands.add_parser("demo", help="synthetic ILP demo district")
-    demo_load = demo.add_subparsers(required=True).add_parser(
+    demo_commands = demo.add_subparsers(required=True)
+    demo_load = demo_commands.add_parser(
         "load", help="generate the demo district and store it (loading twice changes nothing)"
     )
     demo_load.add_argument("--preset", choices=sorted(PRESETS), default="small")
@@ -104,6 +105,16 @@ def _parser() -> argparse.ArgumentParser:
         help="validate each resource first: structure, and the profiles of ILP_ENFORCE_PROFILES",
     )
     demo_load.set_defaults(handler=_demo_load)
+    demo_export = demo_commands.add_parser(
+        "export", help="write the demo district as register and sheet files (docs/formats.md)"
+    )
+    demo_export.add_argument("folder", metavar="FOLDER", help="where {format}.csv are written")
+    demo_export.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    demo_export.add_argument(
+        "--observations", type=_positive, metavar="N", help="add families until N Observations"
+    )
+    demo_export.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    demo_export.set_defaults(handler=_demo_export)
 
     reindex = commands.add_parser(
         "reindex", help="make stored SearchParameters searchable (resumable)"
@@ -247,6 +258,22 @@ def _demo_load(settings: Settings, args: argparse.Namespace) -> int:
         f"{report.unchanged:,} unchanged in {report.seconds:.1f} s ({report.rate:,.0f}/s)"
         + (f"; {written}" if written else "")
     )
+    return 0
+
+
+def _demo_export(_settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mappers import FORMATS
+    from mappers.demo_records import write_files
+    from server.demo import district
+
+    size = PRESETS[args.preset]
+    if args.observations is not None:
+        size = dataclasses.replace(size, observations=args.observations)
+    files, counts = write_files(district.generate(size, args.seed), Path(args.folder))
+    for name in sorted(files, key=FORMATS.index):  # the order to import them in
+        print(f"{files[name]}: {counts[name]:,} rows ({name})")
     return 0
 
 
