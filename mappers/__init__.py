@@ -13,7 +13,11 @@ from datetime import date
 
 from mappers.base import Mapper, RecordError
 from mappers.fasilitas import FasilitasMapper
+from mappers.kunjungan import KunjunganMapper
+from mappers.kunjungan_rumah import KunjunganRumahMapper
 from mappers.posyandu_balita import PosyanduBalitaMapper
+from mappers.posyandu_dewasa import PosyanduDewasaMapper
+from mappers.posyandu_ibu_hamil import PosyanduIbuHamilMapper
 from mappers.sasaran import SasaranMapper
 
 __all__ = ["FORMATS", "Mapper", "RecordError", "mapper_for"]
@@ -24,6 +28,12 @@ _MAPPERS: dict[str, Callable[[date | None], Mapper]] = {
     "fasilitas": lambda today: FasilitasMapper(),
     "sasaran": lambda today: SasaranMapper(today=today),
     "posyandu-balita": lambda today: PosyanduBalitaMapper(today=today),
+    "posyandu-remaja": lambda today: PosyanduDewasaMapper("posyandu-remaja", today=today),
+    "posyandu-produktif": lambda today: PosyanduDewasaMapper("posyandu-produktif", today=today),
+    "posyandu-lansia": lambda today: PosyanduDewasaMapper("posyandu-lansia", today=today),
+    "posyandu-ibu-hamil": lambda today: PosyanduIbuHamilMapper(today=today),
+    "kunjungan": lambda today: KunjunganMapper(today=today),
+    "kunjungan-rumah": lambda today: KunjunganRumahMapper(today=today),
 }
 FORMATS: tuple[str, ...] = tuple(_MAPPERS)
 

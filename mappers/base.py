@@ -8,9 +8,11 @@ nothing and a corrected row updates the resource it made before.
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 Record = dict[str, Any]
 Entry = dict[str, Any]
@@ -57,8 +59,20 @@ class Mapper(Protocol):
 
 
 def criteria(system: str, value: str) -> str:
-    """The search criteria that find a resource by one identifier."""
-    return f"identifier={system}|{value}"
+    """The search criteria that find a resource by one identifier.
+
+    The value is escaped for FHIR search (``\\`` before ``\\ , | $``: a kader named "Hj.
+    Rohani, S.Pd" is one value, not two) and then for the URL (a visit number such as
+    ``001/XI/2026`` or a name with spaces).
+    """
+    escaped = re.sub(r"([\\,|$])", r"\\\1", value)
+    return f"identifier={system}|{quote(escaped, safe=':')}"
+
+
+def identifier_criteria(resource: dict[str, Any]) -> str:
+    """The criteria on the resource's first identifier (the one the mapper made)."""
+    identifier = resource["identifier"][0]
+    return criteria(identifier["system"], identifier["value"])
 
 
 def conditional_reference(resource_type: str, query: str) -> dict[str, str]:

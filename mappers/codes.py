@@ -11,24 +11,29 @@ from typing import Any
 from server.demo.codes import (
     ACT_CODE,
     ADMINISTRATIVE_CODE,
+    AMBULATORY,
     FACILITY_TYPE,
+    HOME_HEALTH,
     ILP,
     ILP_MOTHER,
     KK,
     KLASTER,
     KLASTER_NAMES,
     KODE_FASILITAS,
+    LABORATORY,
     LOCATION_PHYSICAL_TYPE,
     LOINC,
     MEASURES,
     NIK,
     NIK_IBU,
+    OBSERVATION_CATEGORY,
     ORGANIZATION_TYPE,
     PARTICIPANT_ROLE,
     PARTICIPATION_TYPE,
     PUSTU_ORIGIN,
     SIKLUS,
     SIKLUS_HIDUP,
+    SNOMED,
     UCUM,
     VITAL_SIGNS,
     coding,
@@ -36,8 +41,12 @@ from server.demo.codes import (
 )
 
 __all__ = [
+    "ADMINISTRATIVE_CODE",
+    "AMBULATORY",
+    "DIAGNOSA_KUNJUNGAN",
     "FACILITY_TYPE",
     "FIELD",
+    "HOME_HEALTH",
     "ILP_MOTHER",
     "IMUNISASI_POSYANDU",
     "KADER_POSYANDU",
@@ -45,19 +54,30 @@ __all__ = [
     "KLASTER",
     "KLASTER_NAMES",
     "KODE_FASILITAS",
+    "KUNJUNGAN",
+    "KUNJUNGAN_IBU_HAMIL",
     "KUNJUNGAN_POSYANDU",
+    "KUNJUNGAN_RUMAH",
+    "LABORATORY",
     "LOCATION_PHYSICAL_TYPE",
     "LOINC",
     "MEASURES",
     "NIK",
     "NIK_IBU",
+    "OBSERVATION_CATEGORY",
     "ORGANIZATION_TYPE",
     "PARTICIPANT_ROLE",
     "PARTICIPATION_TYPE",
+    "PEMERIKSAAN_IBU_HAMIL",
+    "PENGUKURAN_KUNJUNGAN",
+    "PENGUKURAN_KUNJUNGAN_RUMAH",
     "PENGUKURAN_POSYANDU",
     "PUSTU_ORIGIN",
     "SIKLUS",
     "SIKLUS_HIDUP",
+    "SKRINING_POSYANDU",
+    "SNOMED",
+    "TEMUAN_KUNJUNGAN_RUMAH",
     "UCUM",
     "VITAL_SIGNS",
     "VITAMIN_A_POSYANDU",
@@ -76,7 +96,23 @@ PENGUKURAN_POSYANDU = f"{ILP}/id/pengukuran-posyandu"
 KADER_POSYANDU = f"{ILP}/id/kader-posyandu"
 IMUNISASI_POSYANDU = f"{ILP}/id/imunisasi-posyandu"
 VITAMIN_A_POSYANDU = f"{ILP}/id/vitamin-a-posyandu"
+# Smoking status and TB symptom screen of the remaja, produktif and lansia sheets
+# (mappers/posyandu_dewasa.py): answers, not measurements.
+SKRINING_POSYANDU = f"{ILP}/id/skrining-posyandu"
 FIELD = coding(ACT_CODE, "FLD", "field")
+# The pregnant women's sheet (mappers/posyandu_ibu_hamil.py): the visit, and what was measured
+# or given at it, are found again by these identifiers (docs/formats.md).
+KUNJUNGAN_IBU_HAMIL = f"{ILP}/id/kunjungan-ibu-hamil"
+PEMERIKSAAN_IBU_HAMIL = f"{ILP}/id/pemeriksaan-ibu-hamil"
+# The visit exports (mappers/kunjungan.py, kunjungan_rumah.py): a Puskesmas or Pustu visit is
+# found again by the facility's own visit number, a home visit by facility, date and person;
+# then what was measured, diagnosed or found at it (docs/formats.md).
+KUNJUNGAN = f"{ILP}/id/kunjungan"
+PENGUKURAN_KUNJUNGAN = f"{ILP}/id/pengukuran-kunjungan"
+DIAGNOSA_KUNJUNGAN = f"{ILP}/id/diagnosa-kunjungan"
+KUNJUNGAN_RUMAH = f"{ILP}/id/kunjungan-rumah"
+PENGUKURAN_KUNJUNGAN_RUMAH = f"{ILP}/id/pengukuran-kunjungan-rumah"
+TEMUAN_KUNJUNGAN_RUMAH = f"{ILP}/id/temuan-kunjungan-rumah"
 
 # The 38 province codes (adm-1, ilp-nik-2): Papua's 2022 codes 93-96 included.
 _PROVINCE = r"(1[1-9]|21|3[1-6]|5[1-3]|6[1-5]|7[1-6]|8[12]|9[1-6])"

@@ -62,6 +62,8 @@ def records(resources: Iterable[dict[str, Any]]) -> Iterator[tuple[str, Row]]:
             renderer.location(resource)
         elif kind == "Patient":
             yield from renderer.patient(resource)
+        elif kind == "Practitioner":
+            renderer.practitioner(resource)
     if visit:
         yield from renderer.visit(visit)
 
@@ -102,6 +104,7 @@ class _Renderer:
     def __init__(self) -> None:
         self.facilities: dict[str, Row] = {}  # Organization id -> its fasilitas row
         self.patients: dict[str, Row] = {}  # Patient id -> its sasaran row
+        self.nakes: dict[str, Row] = {}  # Practitioner id -> NIK and name
         self.skipped: Counter[str] = Counter()
 
     def organization(self, resource: dict[str, Any]) -> None:
@@ -154,14 +157,34 @@ class _Renderer:
         self.patients[resource["id"]] = row
         yield "sasaran", row
 
+    def practitioner(self, resource: dict[str, Any]) -> None:
+        self.nakes[resource["id"]] = {
+            "nik": _identifier(resource, codes.NIK),
+            "nama": resource["name"][0]["text"],
+        }
+
     def visit(self, resources: list[dict[str, Any]]) -> Iterator[tuple[str, Row]]:
+        """The sheet row of one demo visit: where it happened and the stage say which sheet."""
         encounter, observations = resources[0], resources[1:]
         stage = encounter["type"][0]["coding"][0]["code"]
-        kind = encounter["type"][1]["text"]
-        if kind == "Kunjungan Posyandu" and stage == "balita":
-            yield "posyandu-balita", self._balita(encounter, observations)
+        place = encounter["type"][1]["text"].removeprefix("Kunjungan ").lower()
+        person = self.patients[_id(encounter["subject"])]
+        values = _values(observations)
+        visit = _Visit(
+            encounter, person, values, self.nakes[_id(encounter["participant"][0]["individual"])]
+        )
+        if place == "posyandu" and stage == "balita":
+            yield "posyandu-balita", self._balita(visit)
+        elif place == "posyandu" and stage in _ADULT_SHEETS:
+            yield _ADULT_SHEETS[stage], self._posyandu_adult(visit)
+        elif stage == "ibu":
+            yield "posyandu-ibu-hamil", self._ibu_hamil(visit, place)
+        elif place == "pustu":
+            yield "kunjungan", self._kunjungan(visit, stage)
+        elif place == "rumah":
+            yield "kunjungan-rumah", self._home(visit, stage)
         else:
-            self.skipped[f"{kind} ({stage})"] += 1
+            self.skipped[f"{place} ({stage})"] += 1
 
     def _facility_rows(self) -> Iterator[tuple[str, Row]]:
         for key in [k for k, row in self.facilities.items() if not row.get("_written")]:
@@ -169,38 +192,119 @@ class _Renderer:
             row["_written"] = True
             yield "fasilitas", {k: v for k, v in row.items() if k != "_written"}
 
-    def _balita(self, encounter: dict[str, Any], observations: list[dict[str, Any]]) -> Row:
-        posyandu = encounter["serviceProvider"]["reference"].split("/", 1)[1]
-        child = self.patients[encounter["subject"]["reference"].split("/", 1)[1]]
-        row: Row = {"tanggal": encounter["period"]["start"], "kode_posyandu": posyandu}
-        row["nama_kader"] = random.Random(posyandu).choice(_KADER_NAMES)
+    def _balita(self, visit: _Visit) -> Row:
+        posyandu, child = visit.facility, visit.person
+        row: Row = {
+            "tanggal": visit.when,
+            "kode_posyandu": posyandu,
+            "nama_kader": _kader(posyandu),
+        }
         if "nik" in child:
             row["nik_anak"] = child["nik"]
         else:
             row["nik_ibu"], row["jenis_kelamin"] = child["nik_ibu"], child["jenis_kelamin"]
         row["nama_anak"], row["tanggal_lahir"] = child["nama"], child["tanggal_lahir"]
-        age = months(
-            date.fromisoformat(child["tanggal_lahir"]), date.fromisoformat(row["tanggal"][:10])
-        )
-        if age >= 6 and int(row["tanggal"][5:7]) in _VITAMIN_A_MONTHS:
+        age = months(date.fromisoformat(child["tanggal_lahir"]), visit.day)
+        if age >= 6 and visit.day.month in _VITAMIN_A_MONTHS:
             row["vitamin_a"] = True
         if age in _SCHEDULE:
             row["imunisasi"] = _SCHEDULE[age]
-        for observation in observations:
-            code = observation["code"]["coding"]
-            value = observation["valueQuantity"]["value"]
-            column = _BALITA_COLUMNS[code[0]["code"]]
-            row[column] = value
-            if column == "panjang_tinggi":
-                row["cara_ukur"] = "telentang" if code[1]["code"] == "8306-3" else "berdiri"
+        return row | visit.columns(_BALITA_COLUMNS)
+
+    def _posyandu_adult(self, visit: _Visit) -> Row:
+        row: Row = {"tanggal": visit.when, "kode_posyandu": visit.facility}
+        row["nama_kader"] = _kader(visit.facility)
+        row |= {"nik": visit.person["nik"], "nama": visit.person["nama"]}
+        row["tanggal_lahir"] = visit.person["tanggal_lahir"]
+        return row | visit.columns(_ADULT_COLUMNS)
+
+    def _ibu_hamil(self, visit: _Visit, place: str) -> Row:
+        row: Row = {"tanggal": visit.when, "kode_fasilitas": visit.facility, "tempat": place}
+        if place == "posyandu":
+            row["nama_kader"] = _kader(visit.facility)
+        else:
+            row["nik_bidan"], row["nama_bidan"] = visit.nakes["nik"], visit.nakes["nama"]
+        row |= {"nik_ibu": visit.person["nik"], "nama_ibu": visit.person["nama"]}
+        return row | visit.columns(_ADULT_COLUMNS)
+
+    def _kunjungan(self, visit: _Visit, stage: str) -> Row:
+        """A blood-pressure follow-up at the Pustu: the demo's reason for such a visit."""
+        row: Row = {"no_kunjungan": visit.encounter["id"].removeprefix("enc-")}
+        row |= {"tanggal": visit.when, "kode_fasilitas": visit.facility}
+        row |= {"nik_pasien": visit.person["nik"], "nama_pasien": visit.person["nama"]}
+        row |= {"klaster": codes.SIKLUS[stage][1], "siklus_hidup": stage}
+        row["jenis_kunjungan"] = "lama"
+        row |= visit.columns(_ADULT_COLUMNS)
+        row["diagnosa_1"] = "I10 - Hipertensi esensial"
+        row |= {"nik_nakes": visit.nakes["nik"], "nama_nakes": visit.nakes["nama"]}
+        row["profesi"] = "bidan"
         return row
+
+    def _home(self, visit: _Visit, stage: str) -> Row:
+        """A stunted child measured at home by the bidan desa: the demo's home visits."""
+        row: Row = {"tanggal": visit.when, "kode_fasilitas": visit.facility}
+        if "nik" in visit.person:
+            row["nik"] = visit.person["nik"]
+        else:
+            row["nik_ibu"] = visit.person["nik_ibu"]
+            row["jenis_kelamin"] = visit.person["jenis_kelamin"]
+        row |= {"tanggal_lahir": visit.person["tanggal_lahir"], "nama": visit.person["nama"]}
+        row |= {"nik_petugas": visit.nakes["nik"], "nama_petugas": visit.nakes["nama"]}
+        row |= {"peran": "bidan", "tujuan": "balita"}
+        return row | visit.columns(_HOME_COLUMNS)
+
+
+class _Visit:
+    """One demo visit, read as a sheet reads it."""
+
+    def __init__(
+        self, encounter: dict[str, Any], person: Row, values: dict[str, Any], nakes: Row
+    ) -> None:
+        self.encounter, self.person, self.values, self.nakes = encounter, person, values, nakes
+        self.when: str = encounter["period"]["start"]
+        self.day = date.fromisoformat(self.when[:10])
+        self.facility = _id(encounter["serviceProvider"])
+
+    def columns(self, names: dict[str, str]) -> Row:
+        """The visit's values under the sheet's column names (code -> column)."""
+        return {column: self.values[code] for code, column in names.items() if code in self.values}
+
+
+def _values(observations: list[dict[str, Any]]) -> dict[str, Any]:
+    """LOINC code -> value of a visit's Observations (the panel's components included), and
+    ``cara_ukur`` from how a length or height was measured."""
+    values: dict[str, Any] = {}
+    for observation in observations:
+        coding = observation["code"]["coding"]
+        for part in [observation, *observation.get("component", [])]:
+            if "valueQuantity" in part:
+                values[part["code"]["coding"][0]["code"]] = part["valueQuantity"]["value"]
+        if len(coding) > 1 and coding[1]["code"] in ("8306-3", "8308-9"):
+            values["position"] = "telentang" if coding[1]["code"] == "8306-3" else "berdiri"
+    return values
+
+
+def _kader(posyandu: str) -> str:
+    return random.Random(posyandu).choice(_KADER_NAMES)
+
+
+def _id(reference: dict[str, str]) -> str:
+    return reference["reference"].split("/", 1)[1]
 
 
 _BALITA_COLUMNS = {
     "29463-7": "berat",
     "8302-2": "panjang_tinggi",
+    "position": "cara_ukur",
     "9843-4": "lingkar_kepala",
     "56072-2": "lila",
+}
+_ADULT_COLUMNS = {"29463-7": "berat", "8480-6": "sistolik", "8462-4": "diastolik", "718-7": "hb"}
+_HOME_COLUMNS = {"29463-7": "berat", "8302-2": "tinggi", "position": "cara_ukur"}
+_ADULT_SHEETS = {
+    "usia-sekolah-remaja": "posyandu-remaja",
+    "dewasa": "posyandu-produktif",
+    "lansia": "posyandu-lansia",
 }
 
 

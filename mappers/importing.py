@@ -1,26 +1,39 @@
-"""Importing a register file: read, check and map every row, then batch into transactions.
+"""Importing a register file: read, check and map every row, then store it in transactions.
 
 Rows are validated against the format's JSON Schema, then mapped; a row that fails either is
 reported with its row number and field and left out.  The rows that map are sorted by the
 mapper's rank (parents before children; mothers before their babies) and grouped into
 transaction Bundles of ``batch_size`` rows (https://hl7.org/fhir/R4/http.html#transaction).
+``import_mapped`` sends them through any ``Send`` (the local services, or a remote server:
+``mappers.remote``); a row the server refuses is reported and its Bundle sent again without it.
 """
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
+from mappers.base import Entry, Mapper, Record, RecordError
+from mappers.reading import check_record, load_schema, read_records, read_text
 
-from mappers.base import Entry, Mapper, RecordError
-from mappers.reading import check_record, load_schema, read_records
+# The codes (HAPI's storage response codes, which this server also gives) of a transaction
+# entry that found its resource already as the row describes it, so stored nothing.
+STORAGE_CODES = "https://hapifhir.io/fhir/CodeSystem/hapi-fhir-storage-response-code"
+NO_CHANGE_CODES = frozenset(
+    {
+        "SUCCESSFUL_CREATE_WITH_CONDITIONAL_MATCH",
+        "SUCCESSFUL_UPDATE_NO_CHANGE",
+        "SUCCESSFUL_UPDATE_WITH_CONDITIONAL_MATCH_NO_CHANGE",
+        "SUCCESSFUL_PATCH_NO_CHANGE",
+        "SUCCESSFUL_CONDITIONAL_PATCH_NO_CHANGE",
+    }
+)
 
-FHIR_JSON = "application/fhir+json"
+Send = Callable[[dict[str, Any]], dict[str, Any]]  # transaction -> transaction-response
+Progress = Callable[[int, int], None]  # (rows done, rows to send)
 
 
 @dataclass
@@ -36,14 +49,80 @@ class MappedFile:
         return len(self.rows) + len({e.row for e in self.errors})
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One transaction Bundle and, for each of its entries, the row it came from."""
+
+    bundle: dict[str, Any]
+    entry_rows: tuple[int, ...]
+
+
+@dataclass
+class ImportSummary:
+    """What an import did: rows read, rejected and stored; resources by outcome."""
+
+    read: int
+    errors: list[RecordError]  # rows rejected while reading and mapping
+    refused: list[RecordError] = field(default_factory=list)  # rows the server refused
+    imported: int = 0  # rows stored
+    outcomes: Counter[str] = field(default_factory=Counter)  # created, updated, unchanged
+    bundles: int = 0
+    stopped: str | None = None  # why the import stopped before the end (server unreachable)
+
+    @property
+    def rejected(self) -> int:
+        return len({e.row for e in [*self.errors, *self.refused]})
+
+    def describe(self) -> str:
+        """``6 rows read, 1 rejected, 5 imported; 10 created, 0 updated, 0 unchanged``."""
+        counts = self.outcomes
+        return (
+            f"{self.read} rows read, {self.rejected} rejected, {self.imported} imported; "
+            f"{counts['created']} created, {counts['updated']} updated, "
+            f"{counts['unchanged']} unchanged"
+        )
+
+
+class ImportFailed(Exception):
+    """The server refused a transaction as a whole, or could not be reached."""
+
+
+class BundleRefused(ImportFailed):
+    """The server refused a transaction because of one entry (its index in the Bundle)."""
+
+    def __init__(self, message: str, entry: int, code: str = "processing") -> None:
+        super().__init__(message)
+        self.entry = entry
+        self.code = code
+
+
+class RowRefused(RecordError):
+    """A row whose resources the server refused; ``code`` is the server's issue code."""
+
+    def __init__(self, row: int, message: str, code: str) -> None:
+        super().__init__(row, "", message)
+        self.code = code
+
+
 def map_file(mapper: Mapper, path: Path) -> MappedFile:
     """Every row of ``path`` checked and mapped; a file that cannot be read is one error."""
+    return _map(mapper, lambda schema: read_records(path, schema))
+
+
+def map_text(mapper: Mapper, text: str, kind: str) -> MappedFile:
+    """Every row of ``text`` (a file of ``kind``: csv, ndjson or json) checked and mapped."""
+    return _map(mapper, lambda schema: read_text(text, kind, schema))
+
+
+def _map(
+    mapper: Mapper, rows: Callable[[dict[str, Any]], Iterator[tuple[int, Record]]]
+) -> MappedFile:
     validator = load_schema(mapper.schema_path)
     result = MappedFile()
     seen: dict[str, int] = {}
     shared: dict[str, tuple[int, Any]] = {}
     try:
-        for row, record in read_records(path, validator.schema):
+        for row, record in rows(validator.schema):
             if errors := check_record(validator, row, record):
                 result.errors += errors
                 continue
@@ -76,18 +155,110 @@ def map_file(mapper: Mapper, path: Path) -> MappedFile:
 
 def build_bundles(mapped: MappedFile, batch_size: int = 100) -> list[dict[str, Any]]:
     """Transaction Bundles of at most ``batch_size`` rows each, in rank order."""
-    rows = sorted(mapped.rows, key=lambda row: (mapped.ranks[row], row))
-    bundles = []
-    for start in range(0, len(rows), batch_size):
-        entries, urls = [], set()
-        for row in rows[start : start + batch_size]:
-            for entry in mapped.rows[row]:
-                # A resource shared by rows (checked equal by map_file) is written once.
-                if entry["request"]["url"] not in urls:
-                    urls.add(entry["request"]["url"])
-                    entries.append(entry)
-        bundles.append({"resourceType": "Bundle", "type": "transaction", "entry": entries})
-    return bundles
+    rows = ordered_rows(mapped)
+    return [
+        build_batch(mapped, rows[start : start + batch_size]).bundle
+        for start in range(0, len(rows), batch_size)
+    ]
+
+
+def ordered_rows(mapped: MappedFile) -> list[int]:
+    """The rows that mapped, in the order they must be stored (rank, then row)."""
+    return sorted(mapped.rows, key=lambda row: (mapped.ranks[row], row))
+
+
+def build_batch(mapped: MappedFile, rows: list[int]) -> Batch:
+    """The transaction of ``rows`` (in that order) and the row of each entry."""
+    entries, entry_rows, urls = [], [], set()
+    for row in rows:
+        for entry in mapped.rows[row]:
+            # A resource shared by rows (checked equal by map_file) is written once.
+            if entry["request"]["url"] not in urls:
+                urls.add(entry["request"]["url"])
+                entries.append(entry)
+                entry_rows.append(row)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    return Batch(bundle, tuple(entry_rows))
+
+
+def import_mapped(
+    mapped: MappedFile,
+    send: Send,
+    *,
+    batch_size: int = 100,
+    all_or_nothing: bool = False,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Store the rows of ``mapped`` through ``send``, in transactions of ``batch_size`` rows.
+
+    A row whose entry the server refuses (BundleRefused) is reported and its transaction sent
+    again without it (rows that needed it fail in turn).  ``all_or_nothing`` sends nothing
+    when a row was rejected, and otherwise every row in one transaction.  ImportFailed for a
+    transaction as a whole stops the import (``stopped``); the rows stored before stay.
+    """
+    summary = ImportSummary(mapped.read, list(mapped.errors))
+    if all_or_nothing and mapped.errors:
+        return summary
+    rows = ordered_rows(mapped)
+    size = max(len(rows), 1) if all_or_nothing else batch_size
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        try:
+            _store(mapped, chunk, send, summary, retry=not all_or_nothing)
+        except ImportFailed as exc:
+            summary.stopped = str(exc)
+            break
+        if progress is not None:
+            progress(start + len(chunk), len(rows))
+    return summary
+
+
+def _store(
+    mapped: MappedFile, chunk: list[int], send: Send, summary: ImportSummary, *, retry: bool
+) -> None:
+    """Send one transaction of ``chunk``, leaving out each row the server refuses."""
+    while chunk:
+        batch = build_batch(mapped, chunk)
+        try:
+            response = send(batch.bundle)
+        except BundleRefused as refused:
+            if not 0 <= refused.entry < len(batch.entry_rows):
+                raise
+            row = batch.entry_rows[refused.entry]
+            summary.refused.append(RowRefused(row, str(refused), refused.code))
+            if not retry:
+                return
+            chunk = [r for r in chunk if r != row]
+            continue
+        summary.bundles += 1
+        summary.imported += len(chunk)
+        summary.outcomes += count_outcomes(response)
+        return
+
+
+def count_outcomes(response: dict[str, Any]) -> Counter[str]:
+    """How many entries of a transaction-response were created (201), updated (200), or found
+    unchanged (200 with a no-change code in ``response.outcome``)."""
+    counts: Counter[str] = Counter()
+    for entry in response.get("entry", []):
+        answer = entry.get("response", {})
+        if str(answer.get("status", "")).startswith("201"):
+            counts["created"] += 1
+        elif _no_change(answer.get("outcome")):
+            counts["unchanged"] += 1
+        else:
+            counts["updated"] += 1
+    return counts
+
+
+def _no_change(outcome: Any) -> bool:
+    if not isinstance(outcome, dict):
+        return False
+    return any(
+        coding.get("system") == STORAGE_CODES and coding.get("code") in NO_CHANGE_CODES
+        for issue in outcome.get("issue", [])
+        for coding in (issue.get("details") or {}).get("coding", [])
+    )
 
 
 def _disagreement(
@@ -99,43 +270,3 @@ def _disagreement(
         if entry not in own and url in shared and shared[url][1] != entry["resource"]:
             return f"{url} differs from row {shared[url][0]}"
     return None
-
-
-def post_bundle(base_url: str, bundle: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
-    """POST a transaction to the FHIR base; ImportFailed with the OperationOutcome text."""
-    request = urllib.request.Request(
-        base_url.rstrip("/"),
-        data=orjson.dumps(bundle),
-        method="POST",
-        headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, "Prefer": "return=minimal"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer: dict[str, Any] = orjson.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as exc:
-        raise ImportFailed(f"{exc.code} {exc.reason}: {_diagnostics(exc.read())}") from None
-    except urllib.error.URLError as exc:
-        raise ImportFailed(f"cannot reach {base_url}: {exc.reason}") from None
-
-
-def count_outcomes(response: dict[str, Any]) -> Counter[str]:
-    """How many entries of a transaction-response were created (201) or matched (200: updated,
-    or unchanged when the row had not changed)."""
-    counts: Counter[str] = Counter()
-    for entry in response.get("entry", []):
-        status = str(entry.get("response", {}).get("status", ""))
-        counts["created" if status.startswith("201") else "updated"] += 1
-    return counts
-
-
-class ImportFailed(Exception):
-    """The server refused a transaction, or could not be reached."""
-
-
-def _diagnostics(body: bytes) -> str:
-    try:
-        outcome = orjson.loads(body)
-        return "; ".join(i.get("diagnostics", i.get("code", "")) for i in outcome["issue"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-        return body.decode("utf-8", "replace")[:500]

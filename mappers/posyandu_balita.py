@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from mappers import codes, pemberian, sessions
 from mappers.base import (
@@ -26,6 +25,7 @@ from mappers.base import (
     conditional_reference,
     conditional_update,
     criteria,
+    identifier_criteria,
 )
 from mappers.sasaran import patient_query
 from mappers.sessions import Measure
@@ -37,26 +37,13 @@ MEASURES = (
     Measure("lingkar_kepala", "9843-4", "ilp-obs-head-circumference", 25.0, 60.0),
     Measure("lila", "56072-2", "ilp-obs-muac", 5.0, 25.0),
 )
-_POSITION = {
-    "telentang": codes.coding(codes.LOINC, "8306-3", "Body height --lying"),
-    "berdiri": codes.coding(codes.LOINC, "8308-9", "Body height --standing"),
-}
 
 
-class PosyanduBalitaMapper:
+class PosyanduBalitaMapper(sessions.VisitSheet):
     """Posyandu balita sheet rows -> Practitioner (kader) + Encounter + Observations."""
 
     name = "posyandu-balita"
     schema_path: Path = SCHEMAS / "posyandu-balita.schema.json"
-    shared = frozenset({"Practitioner"})  # one kader weighs many children
-
-    def __init__(self, today: date | None = None) -> None:
-        # The one impure input, fixed at construction so that map() stays a pure function.
-        self.today = today or date.today()
-
-    def rank(self, record: Record) -> int:
-        """All rows are alike: they refer only to what earlier registers stored."""
-        return 0
 
     def map(self, record: Record) -> list[Entry]:
         """RecordError for an impossible date, child, NIK or measure (row and column)."""
@@ -77,28 +64,22 @@ class PosyanduBalitaMapper:
             conditional_update(encounter, encounter_query),
         ]
         encounter_ref = conditional_reference("Encounter", encounter_query)
-        for measure, value in values:
-            position = (
-                (_POSITION[record["cara_ukur"]],) if measure.column == "panjang_tinggi" else ()
-            )
-            observation = sessions.quantity_observation(
-                measure, value, system=codes.PENGUKURAN_POSYANDU, key=f"{key}:{measure.loinc}",
-                when=when[1], subject=child, encounter_ref=encounter_ref, performer=kader_ref,
-                extra_codings=position,
-            )  # fmt: skip
-            entries.append(conditional_update(observation, _criteria(observation)))
+        entries += sessions.measure_entries(
+            values, record, system=codes.PENGUKURAN_POSYANDU, key=key, when=when[1],
+            subject=child, encounter_ref=encounter_ref, performer=kader_ref,
+        )  # fmt: skip
         for vaccine, dose in vaccines:
             given = pemberian.immunization(
                 vaccine, dose, key=f"{key}:{vaccine.key}-{dose}", when=when[1], child=child,
                 encounter_ref=encounter_ref, location=encounter["location"][0]["location"],
             )  # fmt: skip
-            entries.append(conditional_update(given, _criteria(given)))
+            entries.append(conditional_update(given, identifier_criteria(given)))
         if record.get("vitamin_a"):
             capsule = pemberian.vitamin_a(
                 record, key=f"{key}:vitamin-a", day=when[0], when=when[1], child=child,
                 encounter_ref=encounter_ref, kader_ref=kader_ref,
             )  # fmt: skip
-            entries.append(conditional_update(capsule, _criteria(capsule)))
+            entries.append(conditional_update(capsule, identifier_criteria(capsule)))
         return entries
 
     def _check(self, record: Record) -> tuple[tuple[date, str], list[tuple[Measure, float]]]:
@@ -125,12 +106,6 @@ class PosyanduBalitaMapper:
                 "immunisation or vitamin A",
             )  # fmt: skip
         return when, values
-
-
-def _criteria(resource: dict[str, Any]) -> str:
-    """The criteria on the resource's one identifier."""
-    identifier = resource["identifier"][0]
-    return criteria(identifier["system"], identifier["value"])
 
 
 def _child(record: Record) -> dict[str, str]:

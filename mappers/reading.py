@@ -1,11 +1,11 @@
 """Reading register files into records, and checking records against a format's JSON Schema.
 
 CSV (header row; comma or semicolon, as spreadsheets in Indonesia often save), a JSON array,
-or NDJSON (one object a line), chosen by the file's extension.  CSV cells are strings: they are
-converted to the types the schema declares (numbers with a decimal point or comma, booleans as
-ya/tidak, dates as YYYY-MM-DD or DD/MM/YYYY), and empty cells are left out.  Row numbers are
-what a person finds in the file: the line in CSV (header = 1) and NDJSON, the position (from 1)
-in a JSON array.
+or NDJSON (one object a line), chosen by the file's extension (over HTTP, by Content-Type).
+CSV cells are strings: they are converted to the types the schema declares (numbers with a
+decimal point or comma, booleans as ya/tidak, dates as YYYY-MM-DD or DD/MM/YYYY), and empty
+cells are left out.  Row numbers are what a person finds in the file: the line in CSV
+(header = 1) and NDJSON, the position (from 1) in a JSON array.
 """
 
 from __future__ import annotations
@@ -35,27 +35,61 @@ def load_schema(path: Path) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=FormatChecker())
 
 
+# File kinds by extension: what the CLI reads; $import-records takes the kind from Content-Type.
+KINDS = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "json"}
+_GUESS_ROWS = 50  # JSON records whose keys stand for the file's columns
+
+
 def read_records(path: Path, schema: dict[str, Any]) -> Iterator[tuple[int, Record]]:
     """(row number, record) of every row of a CSV, JSON or NDJSON file.
 
-    RecordError (field "") for a row that is not an object or a line that is not JSON.
+    RecordError (field "") for an unknown extension, a row that is not an object or a line
+    that is not JSON.
     """
-    text = path.read_text(encoding="utf-8-sig")
+    kind = kind_of(path)
+    yield from read_text(path.read_text(encoding="utf-8-sig"), kind, schema)
+
+
+def kind_of(path: Path) -> str:
+    """``csv``, ``ndjson`` or ``json`` from the file's extension; RecordError otherwise."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
+    if suffix not in KINDS:
+        raise RecordError(0, "", f"unknown file type {suffix!r}: use .csv, .json or .ndjson")
+    return KINDS[suffix]
+
+
+def read_text(text: str, kind: str, schema: dict[str, Any]) -> Iterator[tuple[int, Record]]:
+    """(row number, record) of every row of ``text``, a file of ``kind`` (see ``KINDS``)."""
+    text = text.removeprefix("\ufeff")
+    if kind == "csv":
         yield from _read_csv(text, schema)
-    elif suffix in (".ndjson", ".jsonl"):
+    elif kind == "ndjson":
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 yield number, _object(number, _parse(number, line), schema)
-    elif suffix == ".json":
-        rows = _parse(0, text)
-        if not isinstance(rows, list):
-            raise RecordError(0, "", "a JSON file must hold an array of records")
-        for number, row in enumerate(rows, start=1):
-            yield number, _object(number, row, schema)
     else:
-        raise RecordError(0, "", f"unknown file type {suffix!r}: use .csv, .json or .ndjson")
+        for number, row in enumerate(_json_rows(text), start=1):
+            yield number, _object(number, row, schema)
+
+
+def columns_of(text: str, kind: str) -> list[str]:
+    """The column names of a file, as the records will have them: the CSV header row, or the
+    keys of the first JSON/NDJSON records.  RecordError when there is nothing to read."""
+    text = text.removeprefix("\ufeff")
+    if kind == "csv":
+        first = text.split("\n", 1)[0]
+        header = next(csv.reader(io.StringIO(first), delimiter=_delimiter(first)), [])
+        columns = [name.strip().lower() for name in header if name.strip()]
+    else:
+        if kind == "ndjson":
+            lines = [line for line in text.splitlines() if line.strip()][:_GUESS_ROWS]
+            rows = [_loads_or_none(line) for line in lines]  # a bad line is its row's error
+        else:
+            rows = _json_rows(text)[:_GUESS_ROWS]
+        columns = list(dict.fromkeys(k for row in rows if isinstance(row, dict) for k in row))
+    if not columns:
+        raise RecordError(0, "", "the file has no header row or records")
+    return columns
 
 
 def check_record(validator: Draft202012Validator, row: int, record: Record) -> list[RecordError]:
@@ -65,9 +99,7 @@ def check_record(validator: Draft202012Validator, row: int, record: Record) -> l
 
 
 def _read_csv(text: str, schema: dict[str, Any]) -> Iterator[tuple[int, Record]]:
-    first = text.split("\n", 1)[0]
-    delimiter = ";" if first.count(";") > first.count(",") else ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.DictReader(io.StringIO(text), delimiter=_delimiter(text.split("\n", 1)[0]))
     properties = schema.get("properties", {})
     for row in reader:
         record: Record = {}
@@ -78,6 +110,24 @@ def _read_csv(text: str, schema: dict[str, Any]) -> Iterator[tuple[int, Record]]
             if value is not None and value.strip() != "":
                 record[name] = _coerce(value.strip(), properties.get(name, {}))
         yield reader.line_num, record
+
+
+def _delimiter(header: str) -> str:
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def _json_rows(text: str) -> list[Any]:
+    rows = _parse(0, text)
+    if not isinstance(rows, list):
+        raise RecordError(0, "", "a JSON file must hold an array of records")
+    return rows
+
+
+def _loads_or_none(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _parse(row: int, text: str) -> Any:
@@ -128,11 +178,8 @@ def _field(error: ValidationError) -> str:
     if error.validator == "required":
         missing = [p for p in error.validator_value if p not in error.instance]
         return str(missing[0]) if missing else ""
-    if error.validator == "dependentRequired":
-        for present, needed in error.validator_value.items():
-            missing = [p for p in needed if present in error.instance and p not in error.instance]
-            if missing:
-                return str(missing[0])
+    if error.validator == "dependentRequired" and (pair := _dependency(error)):
+        return pair[1]
     for sub in error.context or ():
         if sub.validator == "required":
             return _field(sub)
@@ -142,10 +189,8 @@ def _field(error: ValidationError) -> str:
 def _message(error: ValidationError) -> str:
     if error.validator == "required":
         return "is required"
-    if error.validator == "dependentRequired":
-        return "is required with " + " and ".join(
-            p for p in error.validator_value if p in error.instance
-        )
+    if error.validator == "dependentRequired" and (pair := _dependency(error)):
+        return f"is required with {pair[0]}"
     if error.validator == "additionalProperties":
         return f"unknown column: {error.message}"
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
@@ -159,3 +204,14 @@ def _message(error: ValidationError) -> str:
     if error.validator in ("pattern", "minimum", "maximum") and description:
         return f"{error.instance!r} does not fit: {description}"
     return str(error.message)
+
+
+def _dependency(error: ValidationError) -> tuple[str, str] | None:
+    """(the column given, the column it needs) of a dependentRequired error: jsonschema
+    raises one error per missing column, saying which in its message only."""
+    for present, needed in error.validator_value.items():
+        for column in needed:
+            if present in error.instance and column not in error.instance:
+                if error.message == f"{column!r} is a dependency of {present!r}":
+                    return str(present), str(column)
+    return None

@@ -14,7 +14,15 @@ from datetime import date
 from typing import Any
 
 from mappers import codes
-from mappers.base import Record, RecordError, conditional_reference, criteria
+from mappers.base import (
+    Entry,
+    Record,
+    RecordError,
+    conditional_reference,
+    conditional_update,
+    criteria,
+    identifier_criteria,
+)
 from mappers.fasilitas import facility_query
 
 _ZONES = {"WIB": "+07:00", "WITA": "+08:00", "WIT": "+09:00", "Z": "+00:00"}
@@ -25,6 +33,12 @@ _WHEN = re.compile(
     r"\s*(?P<zone>WIB|WITA|WIT|Z|[+-]\d{2}:?\d{2})?)?$",
     re.IGNORECASE,
 )
+CORE = "http://hl7.org/fhir/StructureDefinition/"  # the R4 vital-signs profiles
+# How a length or height was measured (cara_ukur): the ILP height profile needs it.
+POSITION = {
+    "telentang": codes.coding(codes.LOINC, "8306-3", "Body height --lying"),
+    "berdiri": codes.coding(codes.LOINC, "8308-9", "Body height --standing"),
+}
 KADER_ROLE = [
     {
         "coding": [
@@ -40,6 +54,8 @@ KADER_ROLE = [
 class Measure:
     """A sheet column that becomes a quantity Observation.
 
+    ``profile`` is the ILP profile's id, a core profile's URL (``CORE``), or "" for a measure
+    no profile covers yet.
     ``low``-``high`` is the plausible range after ``normalise`` (in ``unit``, UCUM); ``who``
     names the people the range is for, in the message that rejects a value.
     """
@@ -66,6 +82,32 @@ class Measure:
                 f"{self.low:g}-{self.high:g} {self.unit}",
             )  # fmt: skip
         return value
+
+
+class VisitSheet:
+    """What every visit sheet's mapper shares: "today" (the one impure input, fixed at
+    construction so that ``map`` stays a pure function), one import rank for all rows (they
+    refer only to what the registers stored), and Practitioners several rows may share."""
+
+    shared = frozenset({"Practitioner"})  # one kader or nakes sees many people
+
+    def __init__(self, today: date | None = None) -> None:
+        self.today = today or date.today()
+
+    def rank(self, record: Record) -> int:
+        return 0
+
+
+def check_blood_pressure(values: list[tuple[Measure, float]]) -> None:
+    """RecordError when the diastolic pressure is not below the systolic (no profile can
+    check that across the two Observations SATUSEHAT takes)."""
+    given = {measure.loinc: value for measure, value in values}
+    systolic, diastolic = given.get("8480-6"), given.get("8462-4")
+    if systolic is not None and diastolic is not None and diastolic >= systolic:
+        raise RecordError(
+            0, "diastolik", f"{diastolic:g} mm[Hg] is not below sistolik {systolic:g} mm[Hg]: "
+            "are the columns swapped?",
+        )  # fmt: skip
 
 
 def grams_to_kg(value: float) -> float:
@@ -188,13 +230,19 @@ def quantity_observation(
     performer: dict[str, str],
     extra_codings: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
-    """The Observation of ``measure`` claiming its ILP profile, found again by ``system|key``."""
+    """The Observation of ``measure`` claiming its ILP profile (none when the profile is ""),
+    found again by ``system|key``."""
     display, text, unit = codes.MEASURES[measure.loinc]
     code = codes.concept(codes.LOINC, measure.loinc, display, text=text)
     code["coding"] += extra_codings
+    meta: dict[str, Any] = {}
+    if measure.profile.startswith(CORE):
+        meta["meta"] = {"profile": [measure.profile]}
+    elif measure.profile:
+        meta["meta"] = codes.profile(measure.profile)
     return {
         "resourceType": "Observation",
-        "meta": codes.profile(measure.profile),
+        **meta,
         "identifier": [{"system": system, "value": key}],
         "status": "final",
         "category": list(measure.category),
@@ -205,3 +253,28 @@ def quantity_observation(
         "performer": [performer],
         "valueQuantity": {"value": value, "unit": unit, "system": codes.UCUM, "code": unit},
     }
+
+
+def measure_entries(
+    values: list[tuple[Measure, float]],
+    record: Record,
+    *,
+    system: str,
+    key: str,
+    when: str,
+    subject: dict[str, str],
+    encounter_ref: dict[str, str],
+    performer: dict[str, str],
+) -> list[Entry]:
+    """One Observation per measure, found again by ``system|{key}:{LOINC}``; a height carries
+    how it was measured (``cara_ukur``; standing when the sheet does not say)."""
+    entries = []
+    for measure, value in values:
+        position = (POSITION[record.get("cara_ukur", "berdiri")],)
+        observation = quantity_observation(
+            measure, value, system=system, key=f"{key}:{measure.loinc}", when=when,
+            subject=subject, encounter_ref=encounter_ref, performer=performer,
+            extra_codings=position if measure.loinc == "8302-2" else (),
+        )  # fmt: skip
+        entries.append(conditional_update(observation, identifier_criteria(observation)))
+    return entries

@@ -2,7 +2,7 @@
 
 ``ilp db upgrade`` · ``ilp profiles load [DIR]`` · ``ilp profiles snapshot [DIR]``
 · ``ilp validate FILE...`` · ``ilp package fetch`` · ``ilp demo load`` · ``ilp reindex``
-· ``ilp import FORMAT FILE`` · ``ilp serve``
+· ``ilp import FILE [--format NAME]`` (``server/import_command.py``) · ``ilp serve``
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from mappers import FORMATS
+from server import import_command
 from server.config import ConfigError, Settings
 from server.demo.district import DEFAULT_SEED, PRESETS
 from server.errors import FhirError
@@ -129,18 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     reindex.set_defaults(handler=_reindex)
 
-    record_import = commands.add_parser(
-        "import", help="import a register file (docs/formats.md) as transaction Bundles"
-    )
-    record_import.add_argument("format", choices=FORMATS, metavar="FORMAT")
-    record_import.add_argument("file", metavar="FILE", help="CSV (header row), JSON or NDJSON")
-    record_import.add_argument("--url", help="FHIR base to POST to (default ILP_BASE_URL)")
-    record_import.add_argument("--dry-run", action="store_true", help="print the Bundles only")
-    record_import.add_argument("--batch-size", type=_positive, default=100, metavar="ROWS")
-    record_import.add_argument(
-        "--all-or-nothing", action="store_true", help="import nothing when any row is rejected"
-    )
-    record_import.set_defaults(handler=_import_records)
+    import_command.add_parser(commands, _positive)
 
     serve = commands.add_parser("serve", help="serve the API with gunicorn")
     serve.set_defaults(handler=_serve)
@@ -305,41 +294,6 @@ def _reindex(settings: Settings, args: argparse.Namespace) -> int:
     activated = ", ".join(report.activated) or "nothing new"
     print(f"reindexed {report.resources:,} resources; active: {activated}")
     return 0
-
-
-def _import_records(settings: Settings, args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from mappers import importing, mapper_for
-    from server.fhir import jsonio
-
-    mapped = importing.map_file(mapper_for(args.format), Path(args.file))
-    for error in mapped.errors:
-        print(f"{args.file}: {error}", file=sys.stderr)
-    refuse = args.all_or_nothing and mapped.errors
-    bundles = [] if refuse else importing.build_bundles(mapped, args.batch_size)
-    counts: Counter[str] = Counter()
-    for bundle in bundles:
-        if args.dry_run:
-            print(jsonio.dumps(bundle, pretty=True).decode())
-            continue
-        try:
-            answer = importing.post_bundle(args.url or settings.fhir_base, bundle)
-        except importing.ImportFailed as exc:
-            print(f"ilp: {exc}", file=sys.stderr)
-            return 1
-        counts += importing.count_outcomes(answer)
-    rejected = len({e.row for e in mapped.errors})
-    entries = sum(len(b["entry"]) for b in bundles)
-    summary = (
-        f"{args.file}: {mapped.read} rows read, {len(mapped.rows)} mapped, {rejected} rejected; "
-        f"{entries} entries in {len(bundles)} Bundle(s)"
-    )
-    if args.dry_run:
-        print(summary, file=sys.stderr)
-    else:
-        print(f"{summary}; {counts['created']} created, {counts['updated']} updated or unchanged")
-    return 1 if mapped.errors else 0
 
 
 class _ProgressLine:

@@ -74,6 +74,12 @@ MEASURES: dict[str, tuple[str, str, str]] = {
     "8480-6": ("Systolic blood pressure", "Sistolik", "mm[Hg]"),
     "8462-4": ("Diastolic blood pressure", "Diastolik", "mm[Hg]"),
     "718-7": ("Hemoglobin [Mass/volume] in Blood", "Hemoglobin", "g/dL"),
+    "8280-0": ("Waist Circumference at umbilicus by Tape measure", "Lingkar perut", "cm"),
+    "2339-0": ("Glucose [Mass/volume] in Blood", "Gula darah", "mg/dL"),
+    "8867-4": ("Heart rate", "Nadi", "/min"),
+    "8310-5": ("Body temperature", "Suhu tubuh", "Cel"),
+    "9279-1": ("Respiratory rate", "Frekuensi napas", "/min"),
+    "11884-4": ("Gestational age Estimated", "Usia kehamilan", "wk"),
 }
 LYING_LENGTH = coding(LOINC, "8306-3", "Body height --lying")
 

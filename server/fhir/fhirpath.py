@@ -286,6 +286,11 @@ def _where_step(field: str, value: str) -> Callable[[list[Any]], list[Any]]:
 def reference_type(reference: dict[str, Any]) -> str | None:
     """The resource type a Reference points to (from ``reference`` or ``type``)."""
     target = reference.get("reference")
+    if isinstance(target, str):
+        # A conditional reference (Type?criteria): its criteria may hold any "/" of a value.
+        target, conditional, _ = target.partition("?")
+        if conditional and "/" not in target and target[:1].isupper():
+            return target
     if isinstance(target, str) and "/" in target:
         parts = target.split("/")
         if "_history" in parts:

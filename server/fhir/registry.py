@@ -34,6 +34,7 @@ SUPPORTED: dict[str, ResourceSupport] = {
         ResourceSupport("Procedure"),
         ResourceSupport("Immunization"),
         ResourceSupport("MedicationAdministration"),
+        ResourceSupport("MedicationDispense"),
         ResourceSupport("QuestionnaireResponse"),
         ResourceSupport("AuditEvent"),
         ResourceSupport("Provenance"),

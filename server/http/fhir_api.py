@@ -17,6 +17,7 @@ from server.services import bundles, resources
 from server.services import history as history_service
 from server.services.capability import capability_statement
 from server.services.context import ServiceContext
+from server.services.operations import import_records as import_operation
 from server.services.operations import validate as validate_operation
 from server.services.search import search_bundle
 from server.services.validation import parse_json, parse_resource
@@ -55,6 +56,15 @@ def transaction() -> Response:
     neg.require_media_type(request, neg.RESOURCE_MEDIA_TYPES)
     bundle = bundles.parse_bundle(request.get_data(), ctx().settings)
     return fhir_response(bundles.process(ctx(), bundle, prefer=neg.prefer_return(request)))
+
+
+@bp.post("/$import-records")
+def import_records() -> Response:
+    """$import-records (docs/formats.md#importing): a register file mapped and stored."""
+    status, outcome = import_operation.import_records(
+        ctx(), request.get_data(), request.mimetype, _query()
+    )
+    return fhir_response(outcome, status)
 
 
 @bp.get("/<rtype>/<rid>")

@@ -20,6 +20,8 @@ from server.fhir.searchparams import SearchParam, SearchParams
 SOFTWARE_NAME = "ILP Gateway"
 SOFTWARE_VERSION = "0.1.0"
 VALIDATE_OPERATION = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
+# POST [base]/$import-records: register files to ILP resources (docs/formats.md#importing).
+IMPORT_RECORDS_OPERATION = "https://fhir.ilp-gateway.id/OperationDefinition/import-records"
 
 
 def capability_statement(
@@ -59,6 +61,7 @@ def capability_statement(
                     {"code": "batch"},
                     {"code": "history-system"},
                 ],
+                "operation": [{"name": "import-records", "definition": IMPORT_RECORDS_OPERATION}],
             }
         ],
     }

@@ -49,25 +49,34 @@ def test_the_registers_hold_every_facility_and_resident(demo, exported):
     assert Counter(p["birthDate"] for p in mapped) == births
 
 
-def test_each_posyandu_visit_of_an_under_five_is_one_row_with_its_measures(demo, exported):
-    files, _ = exported
-    visits = {
-        r["id"] for r in demo
-        if r["resourceType"] == "Encounter" and r["id"].endswith("-posyandu")
-        and r["type"][0]["coding"][0]["code"] == "balita"
+def test_every_demo_visit_is_one_sheet_row_with_every_measure(demo, exported):
+    files, counts = exported
+    visit_rows = sum(n for name, n in counts.items() if name not in ("fasilitas", "sasaran"))
+    assert visit_rows == sum(r["resourceType"] == "Encounter" for r in demo)
+    measures = Counter()
+    for resource in demo:
+        if resource["resourceType"] == "Observation":
+            for part in [resource, *resource.get("component", [])]:
+                if "valueQuantity" in part:
+                    measures[part["code"]["coding"][0]["code"]] += 1
+    imported = Counter()
+    for name, path in files.items():
+        for entries in map_file(mapper(name), path).rows.values():
+            for entry in entries:
+                if entry["resource"]["resourceType"] == "Observation":
+                    imported[entry["resource"]["code"]["coding"][0]["code"]] += 1
+    assert imported == measures  # the blood-pressure panel comes back as two Observations
+
+
+def test_each_sheet_takes_the_visits_of_its_place_and_stage(demo, exported):
+    files, counts = exported
+    assert set(counts) == {
+        "fasilitas", "sasaran", "posyandu-balita", "posyandu-produktif", "posyandu-lansia",
+        "posyandu-ibu-hamil", "kunjungan", "kunjungan-rumah",
     }  # fmt: skip
-    measures = Counter(
-        r["code"]["coding"][0]["code"] for r in demo
-        if r["resourceType"] == "Observation" and r["encounter"]["reference"][10:] in visits
-    )  # fmt: skip
-    sheet = map_file(mapper("posyandu-balita"), files["posyandu-balita"])
-    resources = [e["resource"] for entries in sheet.rows.values() for e in entries]
-    assert len(sheet.rows) == len(visits)
-    assert (
-        Counter(
-            r["code"]["coding"][0]["code"] for r in resources if r["resourceType"] == "Observation"
-        )
-        == measures
-    )
-    kinds = Counter(r["resourceType"] for r in resources)
+    balita = map_file(mapper("posyandu-balita"), files["posyandu-balita"])
+    kinds = Counter(e["resource"]["resourceType"] for es in balita.rows.values() for e in es)
     assert kinds["Immunization"] > 0 and kinds["MedicationAdministration"] > 0
+    home = [e["resource"] for es in map_file(mapper("kunjungan-rumah"),
+            files["kunjungan-rumah"]).rows.values() for e in es]  # fmt: skip
+    assert {r["class"]["code"] for r in home if r["resourceType"] == "Encounter"} == {"HH"}

@@ -213,3 +213,18 @@ def test_fasilitas_sasaran_then_the_sheet_import_and_a_second_import_changes_not
         13.4,
         13.5,
     ]
+
+
+def test_a_kader_known_by_a_name_with_a_comma_is_found_again_as_one_value(ilp_client, tmp_path):
+    """ "Hj. Rohani, S.Pd" must not become two search values (FHIR search splits on commas)."""
+    import_file(ilp_client, "fasilitas", sample("fasilitas", "csv"))
+    import_file(ilp_client, "sasaran", sample("sasaran", "csv"))
+    text = sample("posyandu-balita", "csv").read_text(encoding="utf-8")
+    text = text.replace("5260014507880001,Baiq Nurhayati", ',"Hj. Rohani, S.Pd"')
+    path = write(tmp_path, "sheet.csv", text)
+    import_file(ilp_client, "posyandu-balita", path)
+    before = versions(ilp_client, "Practitioner")
+    import_file(ilp_client, "posyandu-balita", path)
+    assert versions(ilp_client, "Practitioner") == before and len(before) == 1
+    kader = ilp_client.get(f"/fhir/Practitioner/{next(iter(before))}").get_json()
+    assert kader["identifier"][0]["value"] == "posyandu-5260012001-1:hj. rohani, s.pd"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from mappers.base import RecordError
-from mappers.reading import read_records
+from mappers.reading import check_record, read_records
 from tests.mappers.conftest import write
 
 SCHEMA = {
@@ -66,3 +67,12 @@ def test_unreadable_rows_are_errors_with_their_row(tmp_path, name, text, row):
     with pytest.raises(RecordError) as caught:
         list(read_records(write(tmp_path, name, text), SCHEMA))
     assert caught.value.row == row
+
+
+def test_each_missing_dependent_column_is_named_with_the_column_that_needs_it():
+    validator = Draft202012Validator({"dependentRequired": {"a": ["b"], "c": ["d", "e"]}})
+    errors = check_record(validator, 3, {"a": 1, "c": 2, "e": 3})
+    assert [str(e) for e in errors] == [
+        "row 3, b: is required with a",
+        "row 3, d: is required with c",
+    ]

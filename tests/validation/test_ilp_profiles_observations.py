@@ -249,3 +249,21 @@ def test_broken_blood_pressure_panel(ilp_validator, name, mutation, words, expre
 @pytest.mark.parametrize(VARIANT_ARGS, Z_SCORES)
 def test_broken_z_score(ilp_validator, name, mutation, words, expression, severity):
     check_variant(ilp_validator, name, mutation, words, expression, severity)
+
+
+def test_a_conditional_reference_is_typed_by_what_comes_before_its_criteria(ilp_validator):
+    """A visit number such as 001/XI/2026 in the criteria is part of a value, not a path."""
+    import json
+
+    from tests.validation.conftest import PROFILES_FOLDER
+
+    path = PROFILES_FOLDER / "examples" / "Observation-ilp-obs-body-weight-example.json"
+    observation = json.loads(path.read_text())
+    observation["encounter"] = {
+        "reference": "Encounter?identifier=https://x.id/kunjungan|001/XI/2026"
+    }
+    observation["subject"] = {"reference": "Patient?identifier=https://x.id/rm|RM/2026/7"}
+    assert [i for i in ilp_validator.validate(observation) if i.severity == "error"] == []
+    observation["subject"] = {"reference": "Group?identifier=https://x.id/rm|RM/2026/7"}
+    errors = [i for i in ilp_validator.validate(observation) if i.severity == "error"]
+    assert [i.expression for i in errors] == [("Observation.subject",)]

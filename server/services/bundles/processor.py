@@ -151,7 +151,9 @@ class BundleProcessor:
                 if_match=entry.if_match,
                 check=self._ctx.validation.check_write,
             )
-            return Outcome(200, result.stored, location=True, issues=result.issues)
+            return Outcome(
+                200, result.stored, location=True, issues=result.issues, changed=result.changed
+            )
         if self._transaction:
             self._links.rewrite(uow, entry)
         else:
@@ -176,8 +178,18 @@ class BundleProcessor:
                     f"{entry.path}.request.ifNoneExist",
                 )
             self._ids[entry.index] = result.stored.res_id
+        return self._written(entry, result)
+
+    def _written(self, entry: Entry, result: resources.WriteResult) -> Outcome:
+        """The outcome of a create or update: 201 when it created, whether it changed."""
         status = 201 if result.created else 200
-        return Outcome(status, result.stored, location=True, issues=self._warnings_of(entry))
+        return Outcome(
+            status,
+            result.stored,
+            location=True,
+            issues=self._warnings_of(entry),
+            changed=result.changed,
+        )
 
     def _match_update(self, uow: UnitOfWork, entry: Entry) -> None:
         """Settle the id a conditional update writes (its match, the body's id, or a new one)."""
@@ -236,8 +248,7 @@ class BundleProcessor:
                 if_match=entry.if_match,
                 options=self._ctx.write_options,
             )
-        status = 201 if result.created else 200
-        return Outcome(status, result.stored, location=True, issues=self._warnings_of(entry))
+        return self._written(entry, result)
 
     def _delete(self, uow: UnitOfWork, entry: Entry) -> Outcome:
         assert entry.resource_type is not None

@@ -2,7 +2,10 @@
 
 Each entry's ``response`` carries the status line, ``location``, ``etag`` and
 ``lastModified`` of what was written, or the OperationOutcome of a failed batch entry;
-``resource`` follows ``Prefer: return=`` for writes.  See https://hl7.org/fhir/R4/http.html#transaction-response.
+``resource`` follows ``Prefer: return=`` for writes.  A write that stored nothing (the
+resource was already so; an ``ifNoneExist`` match) says so in ``response.outcome`` with
+HAPI's storage response codes (``SUCCESSFUL_UPDATE_NO_CHANGE``...), since its ``200 OK``
+alone does not tell it from an update.  See https://hl7.org/fhir/R4/http.html#transaction-response.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from server.services.bundles.entries import Entry
 from server.services.resources import StoredResource, format_instant
 
 _WRITES = ("POST", "PUT", "PATCH")
+STORAGE_CODES = "https://hapifhir.io/fhir/CodeSystem/hapi-fhir-storage-response-code"
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Outcome:
     location: bool = False
     error: FhirError | None = None
     issues: tuple[Issue, ...] = ()  # profile warnings, for Prefer: return=OperationOutcome
+    changed: bool = True  # False for a write that found the resource as it was sent
 
 
 def response_bundle(
@@ -62,9 +67,36 @@ def _response_entry(base: str, entry: Entry, outcome: Outcome, prefer: str) -> d
         item["resource"] = body
     if outcome.error is not None:
         response["outcome"] = outcome.error.to_operation_outcome()
+    elif writes and stored is not None and not outcome.changed:
+        shown_issues = outcome.issues if prefer == "OperationOutcome" else ()
+        response["outcome"] = operation_outcome(list(shown_issues))
+        response["outcome"]["issue"].append(_no_change_issue(entry, stored))
     elif writes and prefer == "OperationOutcome" and stored is not None:
         message = f"{stored.res_type}/{stored.res_id} stored as version {stored.version_id}"
         stored_issue = Issue("information", "informational", message)
         response["outcome"] = operation_outcome([*outcome.issues, stored_issue])
     item["response"] = response
     return item
+
+
+def _no_change_issue(entry: Entry, stored: StoredResource) -> dict[str, Any]:
+    """HAPI's informational issue for a write that stored nothing new."""
+    if entry.method == "POST":
+        code, what = "SUCCESSFUL_CREATE_WITH_CONDITIONAL_MATCH", "ifNoneExist matched"
+    elif entry.interaction == "conditional-update":
+        code = "SUCCESSFUL_UPDATE_WITH_CONDITIONAL_MATCH_NO_CHANGE"
+        what = "the conditional update matched it and found no change"
+    else:
+        code = (
+            "SUCCESSFUL_PATCH_NO_CHANGE"
+            if entry.method == "PATCH"
+            else "SUCCESSFUL_UPDATE_NO_CHANGE"
+        )
+        what = "no change was detected"
+    current = f"{stored.res_type}/{stored.res_id}/_history/{stored.version_id}"
+    return {
+        "severity": "information",
+        "code": "informational",
+        "details": {"coding": [{"system": STORAGE_CODES, "code": code}]},
+        "diagnostics": f"{current} kept as it was: {what}",
+    }
