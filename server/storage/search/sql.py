@@ -79,6 +79,9 @@ class InIds(ColumnElement[bool]):
     """
 
     type = Boolean()
+    # A comparison, not a boolean value: without this SQLite gets "... IN (...) = 1", which
+    # no index serves (a scan of every resource of the type).
+    _is_implicitly_boolean = True
     inherit_cache = True
     _traverse_internals = [
         ("column", InternalTraversal.dp_clauseelement),
