@@ -115,8 +115,9 @@ class _Renderer:
             return  # the Dinas Kesehatan is no facility of the register
         address = resource["address"][0]
         row: Row = {"kode": kode, "nama": resource["name"], "jenis": jenis}
-        if parent := resource.get("partOf"):
-            row["kode_induk"] = parent["reference"].split("/", 1)[1]
+        parent = resource.get("partOf")
+        if parent and _id(parent) in self.facilities:  # not the Dinas Kesehatan: no facility
+            row["kode_induk"] = self.facilities[_id(parent)]["kode"]
         row["kode_desa"] = _village(address)
         if address.get("line"):
             row["alamat"] = address["line"][0]

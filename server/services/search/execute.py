@@ -44,7 +44,7 @@ def search(uow: UnitOfWork, request: SearchRequest) -> SearchPage:
 
 def match_ids(uow: UnitOfWork, query: Query, limit: int = 2) -> list[str]:
     """Up to ``limit`` matching ids: conditional interactions need only 0, 1 or "many"."""
-    return [row[-1] for row in uow.store.search_page(query, limit=limit)]
+    return uow.store.match_ids(query, limit)
 
 
 def _total(uow: UnitOfWork, request: SearchRequest) -> int | None:

@@ -5,11 +5,21 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Select, distinct, func, select, text
+from sqlalchemy import Connection, Select, bindparam, distinct, func, select, text
 
 from server.errors import InvalidRequest
-from server.storage.search.criteria import Chain, Condition, Has, IdMatch, Match, Query, RowMatch
+from server.storage.search.criteria import (
+    Chain,
+    Condition,
+    Has,
+    IdMatch,
+    Match,
+    Query,
+    RowMatch,
+    TokenTest,
+)
 from server.storage.search.sql import (
+    TABLES,
     R,
     after_condition,
     condition_sql,
@@ -27,6 +37,23 @@ PageRow = tuple[Any, ...]
 # A chain's or _has's set of at most this many ids is read first and given to the search as a
 # list; reading stops after one row more, so a larger set costs only that much.
 NESTED_IDS_MAX = 1000
+
+# Conditional writes and references mostly ask for one ``identifier=system|value``: one
+# statement built once (building a search's SQL costs more than running it), and no join to
+# the resource table, since index rows exist only for live resources.
+_T = TABLES["token"]
+_ONE_TOKEN = (
+    select(_T.c.res_id)
+    .where(
+        _T.c.res_type == bindparam("res_type"),
+        _T.c.param == bindparam("param"),
+        _T.c.code == bindparam("code"),
+        _T.c.system == bindparam("system"),
+    )
+    .distinct()
+    .order_by(_T.c.res_id)
+    .limit(bindparam("limit"))
+)
 
 
 class SearchQueries:
@@ -54,6 +81,20 @@ class SearchQueries:
             statement = statement.where(after_condition(columns, after))
         statement = statement.order_by(*order_by(columns)).limit(limit)
         return [tuple(row[1:]) + (row[0],) for row in self._c.execute(statement)]
+
+    def match_ids(self, query: Query, limit: int) -> list[str]:
+        """Up to ``limit`` matching ids in id order (what conditional interactions need)."""
+        token = _one_system_code(query)
+        if token is None:
+            return [row[-1] for row in self.search_page(query, limit=limit)]
+        self.flush()
+        param, system, code = token
+        found = self._c.execute(
+            _ONE_TOKEN,
+            {"res_type": query.resource_type, "param": param, "system": system, "code": code,
+             "limit": limit},
+        )  # fmt: skip
+        return list(found.scalars())
 
     def search_count(self, query: Query) -> int:
         self.flush()
@@ -151,3 +192,18 @@ def _filters(query: Query, r: Any) -> list[Any]:
         r.c.deleted.is_(False),
         *(condition_sql(query.resource_type, c, r) for c in query.conditions),
     ]
+
+
+def _one_system_code(query: Query) -> tuple[str, str, str] | None:
+    """(param, system, code) when the query is one ``param=system|code`` token test."""
+    if len(query.conditions) != 1 or query.sort:
+        return None
+    only = query.conditions[0]
+    if not isinstance(only, Match) or only.kind != "token" or only.negate or len(only.tests) != 1:
+        return None
+    test = only.tests[0]
+    if not isinstance(test, TokenTest) or test.codes is not None or test.text is not None:
+        return None
+    if not test.match_system or test.system is None or test.code is None:
+        return None
+    return only.param, test.system, test.code
