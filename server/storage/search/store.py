@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, distinct, func, select, text
+from sqlalchemy import Connection, Select, bindparam, distinct, exists, func, select, text
 
 from server.errors import InvalidRequest
 from server.storage.search.criteria import (
@@ -73,7 +73,7 @@ class SearchQueries:
         r = R.alias("r")
         columns = sort_columns(query, r)
         statement = select(r.c.res_id, *(column for column, _ in columns[:-1])).where(
-            *_filters(query, r)
+            *_filters(query, r, self._c.dialect.name)
         )
         if after is not None:
             if len(after) != len(columns):
@@ -107,7 +107,8 @@ class SearchQueries:
                 counted = select(func.count(distinct(ids.c.res_id)))
                 return int(self._c.execute(counted).scalar_one())
         r = R.alias("r")
-        statement = select(func.count()).select_from(r).where(*_filters(query, r))
+        filters = _filters(query, r, self._c.dialect.name)
+        statement = select(func.count()).select_from(r).where(*filters)
         return int(self._c.execute(statement).scalar_one())
 
     def search_estimate(self, query: Query) -> int:
@@ -117,7 +118,7 @@ class SearchQueries:
         self.flush()
         query = self._with_small_sets_listed(query)
         r = R.alias("r")
-        statement = select(r.c.res_id).where(*_filters(query, r))
+        statement = select(r.c.res_id).where(*_filters(query, r, self._c.dialect.name))
         compiled = statement.compile(self._c, compile_kwargs={"literal_binds": True})
         plan = self._c.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
         return int(plan[0]["Plan"]["Plan Rows"])
@@ -186,12 +187,45 @@ class SearchQueries:
         )
 
 
-def _filters(query: Query, r: Any) -> list[Any]:
-    return [
-        r.c.res_type == query.resource_type,
-        r.c.deleted.is_(False),
-        *(condition_sql(query.resource_type, c, r) for c in query.conditions),
-    ]
+def _filters(query: Query, r: Any, dialect: str) -> list[Any]:
+    conditions = [condition_sql(query.resource_type, c, r) for c in query.conditions]
+    if dialect == "sqlite" and len(query.conditions) > 1:
+        conditions = _sqlite_conditions(query, r)
+    return [r.c.res_type == query.resource_type, r.c.deleted.is_(False), *conditions]
+
+
+def _sqlite_conditions(query: Query, r: Any) -> list[Any]:
+    """The likely smallest set as ``IN`` (SQLite reads it first), the others as correlated
+    ``EXISTS`` probes of their covering index.  SQLite otherwise lists every ``IN`` set in
+    full: all 300,000 body weights to keep the 50 of one child (90 ms at 1M Observations)."""
+    ranked = sorted(query.conditions, key=_selectivity_rank)
+    first, rest = ranked[0], ranked[1:]
+    conditions = [condition_sql(query.resource_type, first, r)]
+    for condition in rest:
+        if isinstance(condition, RowMatch) or (
+            isinstance(condition, Match) and not condition.negate
+        ):
+            ids = ids_subquery(query.resource_type, condition)
+            conditions.append(exists(ids.where(ids.selected_columns[0] == r.c.res_id)))
+        else:
+            conditions.append(condition_sql(query.resource_type, condition, r))
+    return conditions
+
+
+def _selectivity_rank(condition: Condition) -> int:
+    """Lower for sets that are usually smaller: listed ids, a reference to one resource or an
+    identifier, a bounded date range; then other matches; negations and the rest last."""
+    if isinstance(condition, IdMatch):
+        return 0 if not condition.negate else 9
+    if isinstance(condition, Match) and not condition.negate:
+        if condition.kind == "reference":
+            return 1
+        if condition.kind == "token" and condition.param == "identifier":
+            return 1
+        return 4 if condition.kind == "token" else 3
+    if isinstance(condition, RowMatch):
+        return 2
+    return 5
 
 
 def _one_system_code(query: Query) -> tuple[str, str, str] | None:
