@@ -114,6 +114,13 @@ def _parser() -> argparse.ArgumentParser:
         "--observations", type=_positive, metavar="N", help="add families until N Observations"
     )
     demo_export.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    demo_export.add_argument(
+        "--import",
+        dest="then_import",
+        action="store_true",
+        help="then import every file, in order, as `ilp import` does",
+    )
+    demo_export.add_argument("--url", help="with --import: FHIR base to POST to (default: local)")
     demo_export.set_defaults(handler=_demo_export)
 
     reindex = commands.add_parser(
@@ -250,7 +257,7 @@ def _demo_load(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_export(_settings: Settings, args: argparse.Namespace) -> int:
+def _demo_export(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mappers import FORMATS
@@ -261,9 +268,17 @@ def _demo_export(_settings: Settings, args: argparse.Namespace) -> int:
     if args.observations is not None:
         size = dataclasses.replace(size, observations=args.observations)
     files, counts = write_files(district.generate(size, args.seed), Path(args.folder))
-    for name in sorted(files, key=FORMATS.index):  # the order to import them in
+    ordered = sorted(files, key=FORMATS.index)  # the order to import them in
+    for name in ordered:
         print(f"{files[name]}: {counts[name]:,} rows ({name})")
-    return 0
+    status = 0
+    for name in ordered if args.then_import else ():
+        one_file = argparse.Namespace(
+            file=str(files[name]), legacy_file=None, format=name, url=args.url,
+            dry_run=False, batch_size=100, all_or_nothing=False,
+        )  # fmt: skip
+        status = max(status, import_command.run(settings, one_file))
+    return status
 
 
 def _reindex(settings: Settings, args: argparse.Namespace) -> int:

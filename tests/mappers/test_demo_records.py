@@ -8,13 +8,11 @@ from collections import Counter
 
 import pytest
 
-from mappers import FORMATS
 from mappers.demo_records import write_files
 from mappers.importing import map_file
 from server.demo import district
 from server.demo.district import PRESETS
 from tests.mappers.conftest import mapper
-from tests.mappers.test_import_api import import_file
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +80,3 @@ def test_each_sheet_takes_the_visits_of_its_place_and_stage(demo, exported):
     home = [e["resource"] for es in map_file(mapper("kunjungan-rumah"),
             files["kunjungan-rumah"]).rows.values() for e in es]  # fmt: skip
     assert {r["class"]["code"] for r in home if r["resourceType"] == "Encounter"} == {"HH"}
-
-
-def test_the_exported_files_import_into_a_server_enforcing_the_profiles(ilp_client, exported):
-    """Every row is stored, registers first, as `ilp import` sends them (bench/import.py)."""
-    files, counts = exported
-    for name in sorted(files, key=FORMATS.index):
-        statuses = import_file(ilp_client, name, files[name], batch_size=100)
-        # 200: a kader or nakes written again by a later Bundle, unchanged
-        assert statuses and set(statuses) <= {"201 Created", "200 OK"}, name
-    patients = ilp_client.get("/fhir/Patient?_summary=count").get_json()["total"]
-    encounters = ilp_client.get("/fhir/Encounter?_summary=count").get_json()["total"]
-    assert patients == counts["sasaran"]
-    assert encounters == sum(n for f, n in counts.items() if f not in ("fasilitas", "sasaran"))

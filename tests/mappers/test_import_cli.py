@@ -3,6 +3,7 @@ with the profile checks of the default settings: summaries, exit status and reje
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -185,3 +186,16 @@ def test_a_terminal_gets_a_progress_bar_on_stderr(local, monkeypatch, capsys):
         f"\rfasilitas.csv (fasilitas) [{'#' * 20}{'.' * 10}] 4/6 rows"
         f"\rfasilitas.csv (fasilitas) [{'#' * 30}] 6/6 rows\n"
     )
+
+
+def test_demo_export_with_import_stores_the_district_through_the_mappers(local, tmp_path, capsys):
+    assert cli.main(["demo", "export", str(tmp_path / "district"), "--import"]) == 0
+    out = capsys.readouterr().out
+    rows = {
+        m[2]: int(m[1].replace(",", "")) for m in re.finditer(r": ([\d,]+) rows \((\S+)\)", out)
+    }
+    assert len(rows) == 8 and out.count(" 0 rejected, ") == 8  # every format, no row refused
+    visits = sum(n for name, n in rows.items() if name not in ("fasilitas", "sasaran"))
+    total = {t: local.get(f"/fhir/{t}?_summary=count").get_json()["total"]
+             for t in ("Patient", "Encounter")}  # fmt: skip
+    assert total == {"Patient": rows["sasaran"], "Encounter": visits}
