@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -58,6 +59,12 @@ class Mapper(Protocol):
         ...
 
 
+def indonesia_today() -> date:
+    """Today's date where it is latest in Indonesia (WIT, +09:00): a morning visit in Papua is
+    dated a day ahead of UTC, and must not be refused as "in the future" by a UTC server."""
+    return datetime.now(timezone(timedelta(hours=9))).date()
+
+
 def criteria(system: str, value: str) -> str:
     """The search criteria that find a resource by one identifier.
 
@@ -83,6 +90,27 @@ def conditional_reference(resource_type: str, query: str) -> dict[str, str]:
 def full_url(resource_type: str, query: str) -> str:
     """A ``urn:uuid`` derived from the criteria, so the same row always gives the same Bundle."""
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{resource_type}?{query}')}"
+
+
+def conditional_create(resource: dict[str, Any], query: str) -> Entry:
+    """A ``POST`` entry with ``ifNoneExist``: create it unless one matches, never overwrite.
+
+    For the people sheets only name (a kader, a nakes): what another import or system keeps
+    about them (a phone, a qualification) must not be replaced by a sheet's few fields.
+    """
+    resource_type = resource["resourceType"]
+    return {
+        "fullUrl": full_url(resource_type, query),
+        "resource": resource,
+        "request": {"method": "POST", "url": resource_type, "ifNoneExist": query},
+    }
+
+
+def entry_key(entry: Entry) -> str:
+    """What an entry writes: ``Type?criteria`` of its conditional update or create."""
+    request = entry["request"]
+    criteria = request.get("ifNoneExist")
+    return f"{request['url']}?{criteria}" if criteria else str(request["url"])
 
 
 def conditional_update(resource: dict[str, Any], query: str) -> Entry:

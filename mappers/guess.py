@@ -140,9 +140,9 @@ def _accepted_rows(name: str, text: str, kind: str) -> int:
     while True:
         try:
             row, record = next(rows)
-        except (StopIteration, RecordError):  # the end, or a line that cannot be read
+        except (StopIteration, RecordError):  # the end, or a file that cannot be read
             return accepted
-        if check_record(validator, row, record):
+        if isinstance(record, RecordError) or check_record(validator, row, record):
             continue
         try:
             mapper.map(record)

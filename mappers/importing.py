@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mappers.base import Entry, Mapper, Record, RecordError
-from mappers.reading import check_record, load_schema, read_records, read_text
+from mappers.base import Entry, Mapper, RecordError, entry_key
+from mappers.reading import Row, check_record, load_schema, read_records, read_text
 
 # The codes (HAPI's storage response codes, which this server also gives) of a transaction
 # entry that found its resource already as the row describes it, so stored nothing.
@@ -83,6 +83,10 @@ class ImportSummary:
         )
 
 
+# What a server takes in one transaction unless told otherwise (ILP_MAX_BUNDLE_ENTRIES).
+MAX_ENTRIES = 1000
+
+
 class ImportFailed(Exception):
     """The server refused a transaction as a whole, or could not be reached."""
 
@@ -114,15 +118,16 @@ def map_text(mapper: Mapper, text: str, kind: str) -> MappedFile:
     return _map(mapper, lambda schema: read_text(text, kind, schema))
 
 
-def _map(
-    mapper: Mapper, rows: Callable[[dict[str, Any]], Iterator[tuple[int, Record]]]
-) -> MappedFile:
+def _map(mapper: Mapper, rows: Callable[[dict[str, Any]], Iterator[Row]]) -> MappedFile:
     validator = load_schema(mapper.schema_path)
     result = MappedFile()
     seen: dict[str, int] = {}
     shared: dict[str, tuple[int, Any]] = {}
     try:
         for row, record in rows(validator.schema):
+            if isinstance(record, RecordError):
+                result.errors.append(record)
+                continue
             if errors := check_record(validator, row, record):
                 result.errors += errors
                 continue
@@ -134,7 +139,7 @@ def _map(
             # Two rows for one resident or facility would race each other in one transaction.
             shared_types: frozenset[str] = getattr(mapper, "shared", frozenset())
             own = [e for e in entries if e["resource"]["resourceType"] not in shared_types]
-            key = own[0]["request"]["url"]  # the row's main resource (its others follow it)
+            key = entry_key(own[0])  # the row's main resource (its others follow it)
             if key in seen:
                 result.errors.append(RecordError(row, "", f"same record as row {seen[key]}"))
                 continue
@@ -144,7 +149,7 @@ def _map(
                 continue
             for entry in entries:
                 if entry not in own:
-                    shared.setdefault(entry["request"]["url"], (row, entry["resource"]))
+                    shared.setdefault(entry_key(entry), (row, entry["resource"]))
             seen[key] = row
             result.rows[row] = entries
             result.ranks[row] = mapper.rank(record)
@@ -173,8 +178,8 @@ def build_batch(mapped: MappedFile, rows: list[int]) -> Batch:
     for row in rows:
         for entry in mapped.rows[row]:
             # A resource shared by rows (checked equal by map_file) is written once.
-            if entry["request"]["url"] not in urls:
-                urls.add(entry["request"]["url"])
+            if entry_key(entry) not in urls:
+                urls.add(entry_key(entry))
                 entries.append(entry)
                 entry_rows.append(row)
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
@@ -186,10 +191,12 @@ def import_mapped(
     send: Send,
     *,
     batch_size: int = 100,
+    max_entries: int = MAX_ENTRIES,
     all_or_nothing: bool = False,
     progress: Progress | None = None,
 ) -> ImportSummary:
-    """Store the rows of ``mapped`` through ``send``, in transactions of ``batch_size`` rows.
+    """Store the rows of ``mapped`` through ``send``, in transactions of ``batch_size`` rows
+    and at most ``max_entries`` entries (a visit row may give a dozen).
 
     A row whose entry the server refuses (BundleRefused) is reported and its transaction sent
     again without it (rows that needed it fail in turn).  ``all_or_nothing`` sends nothing
@@ -200,17 +207,34 @@ def import_mapped(
     if all_or_nothing and mapped.errors:
         return summary
     rows = ordered_rows(mapped)
-    size = max(len(rows), 1) if all_or_nothing else batch_size
-    for start in range(0, len(rows), size):
-        chunk = rows[start : start + size]
+    chunks = [rows] if all_or_nothing else _chunks(mapped, rows, batch_size, max_entries)
+    done = 0
+    for chunk in chunks:
         try:
             _store(mapped, chunk, send, summary, retry=not all_or_nothing)
         except ImportFailed as exc:
             summary.stopped = str(exc)
             break
+        done += len(chunk)
         if progress is not None:
-            progress(start + len(chunk), len(rows))
+            progress(done, len(rows))
     return summary
+
+
+def _chunks(
+    mapped: MappedFile, rows: list[int], batch_size: int, max_entries: int
+) -> list[list[int]]:
+    """``rows`` cut into runs of at most ``batch_size`` rows and ``max_entries`` entries."""
+    chunks: list[list[int]] = [[]]
+    entries = 0
+    for row in rows:
+        size = len(mapped.rows[row])
+        if chunks[-1] and (len(chunks[-1]) >= batch_size or entries + size > max_entries):
+            chunks.append([])
+            entries = 0
+        chunks[-1].append(row)
+        entries += size
+    return chunks if chunks[0] else []
 
 
 def _store(
@@ -266,7 +290,7 @@ def _disagreement(
 ) -> str | None:
     """Why a shared entry of this row contradicts the one an earlier row gave, or None."""
     for entry in entries:
-        url = entry["request"]["url"]
+        url = entry_key(entry)
         if entry not in own and url in shared and shared[url][1] != entry["resource"]:
             return f"{url} differs from row {shared[url][0]}"
     return None

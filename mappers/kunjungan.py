@@ -22,6 +22,7 @@ from mappers.base import (
     Entry,
     Record,
     RecordError,
+    conditional_create,
     conditional_reference,
     conditional_update,
     criteria,
@@ -95,7 +96,7 @@ class KunjunganMapper(sessions.VisitSheet):
                 for rank, condition in enumerate(conditions, start=1)
             ]
         entries = [
-            conditional_update(nakes, nakes_query),
+            conditional_create(nakes, nakes_query),
             conditional_update(encounter, encounter_query),
             *(conditional_update(c, identifier_criteria(c)) for c in conditions),
         ]

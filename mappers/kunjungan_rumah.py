@@ -22,6 +22,7 @@ from mappers.base import (
     Entry,
     Record,
     RecordError,
+    conditional_create,
     conditional_reference,
     conditional_update,
     criteria,
@@ -71,7 +72,8 @@ class KunjunganRumahMapper(sessions.VisitSheet):
         values = visits.measured(record, stage)
 
         subject, who = visits.person(record, "nik")
-        key = f"{record['kode_fasilitas']}:{when[0].isoformat()}:{who}"
+        # The visitor's role too: a kader and the bidan may visit one home on the same day.
+        key = f"{record['kode_fasilitas']}:{when[0].isoformat()}:{who}:{role}"
         visitor_query, visitor, participation = _visitor(record, role)
         visitor_ref = conditional_reference("Practitioner", visitor_query)
         encounter = sessions.encounter(
@@ -86,7 +88,7 @@ class KunjunganRumahMapper(sessions.VisitSheet):
         encounter_query = criteria(codes.KUNJUNGAN_RUMAH, key)
         encounter_ref = conditional_reference("Encounter", encounter_query)
         entries = [
-            conditional_update(visitor, visitor_query),
+            conditional_create(visitor, visitor_query),
             conditional_update(encounter, encounter_query),
         ]
         entries += sessions.measure_entries(

@@ -22,6 +22,7 @@ from mappers.base import (
     Entry,
     Record,
     RecordError,
+    conditional_create,
     conditional_reference,
     conditional_update,
     criteria,
@@ -60,7 +61,7 @@ class PosyanduBalitaMapper(sessions.VisitSheet):
         )  # fmt: skip
         encounter_query = criteria(codes.KUNJUNGAN_POSYANDU, key)
         entries = [
-            conditional_update(kader, kader_query),
+            conditional_create(kader, kader_query),
             conditional_update(encounter, encounter_query),
         ]
         encounter_ref = conditional_reference("Encounter", encounter_query)

@@ -27,6 +27,7 @@ from mappers.base import (
     Entry,
     Record,
     RecordError,
+    conditional_create,
     conditional_reference,
     conditional_update,
     criteria,
@@ -156,7 +157,7 @@ class PosyanduDewasaMapper(sessions.VisitSheet):
         if tb_result:
             observations.append(_tb_screening(tb_result, record, visit))
         return [
-            conditional_update(kader, kader_query),
+            conditional_create(kader, kader_query),
             conditional_update(encounter, encounter_query),
             *(conditional_update(o, identifier_criteria(o)) for o in observations),
         ]

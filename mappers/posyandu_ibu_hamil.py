@@ -26,6 +26,7 @@ from mappers.base import (
     Entry,
     Record,
     RecordError,
+    conditional_create,
     conditional_reference,
     conditional_update,
     criteria,
@@ -132,7 +133,7 @@ def _practitioners(record: Record) -> tuple[list[Entry], list[dict[str, Any]]]:
         people.append((*bidan, visits.attender("bidan")))
     if "nik_kader" in record or "nama_kader" in record:
         people.append((*sessions.kader(record, "kode_fasilitas"), sessions.KADER_ROLE))
-    entries = [conditional_update(resource, query) for query, resource, _ in people]
+    entries = [conditional_create(resource, query) for query, resource, _ in people]
     participants = [
         {"type": role, "individual": conditional_reference("Practitioner", query)}
         for query, _, role in people

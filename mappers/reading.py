@@ -36,16 +36,17 @@ def load_schema(path: Path) -> Draft202012Validator:
 
 
 # File kinds by extension: what the CLI reads; $import-records takes the kind from Content-Type.
+# One row of a file: its number, and its record or why it cannot be read.
+Row = tuple[int, Record | RecordError]
 KINDS = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "json"}
 _GUESS_ROWS = 50  # JSON records whose keys stand for the file's columns
 
 
-def read_records(path: Path, schema: dict[str, Any]) -> Iterator[tuple[int, Record]]:
-    """(row number, record) of every row of a CSV, JSON or NDJSON file.
-
-    RecordError (field "") for an unknown extension, a row that is not an object or a line
-    that is not JSON.
-    """
+def read_records(path: Path, schema: dict[str, Any]) -> Iterator[Row]:
+    """(row number, record) of every row of a CSV, JSON or NDJSON file; a row that cannot be
+    read (a line that is not JSON, not an object, extra CSV cells) comes as its RecordError,
+    and reading goes on.  RecordError raised for what spoils the whole file (an unknown
+    extension, a JSON file that is not an array)."""
     kind = kind_of(path)
     yield from read_text(path.read_text(encoding="utf-8-sig"), kind, schema)
 
@@ -58,18 +59,29 @@ def kind_of(path: Path) -> str:
     return KINDS[suffix]
 
 
-def read_text(text: str, kind: str, schema: dict[str, Any]) -> Iterator[tuple[int, Record]]:
-    """(row number, record) of every row of ``text``, a file of ``kind`` (see ``KINDS``)."""
+def read_text(text: str, kind: str, schema: dict[str, Any]) -> Iterator[Row]:
+    """The rows of ``text``, a file of ``kind`` (see ``KINDS``), as ``read_records`` gives them."""
     text = text.removeprefix("\ufeff")
     if kind == "csv":
         yield from _read_csv(text, schema)
     elif kind == "ndjson":
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
-                yield number, _object(number, _parse(number, line), schema)
+                yield number, _readable(number, schema, line=line)
     else:
         for number, row in enumerate(_json_rows(text), start=1):
-            yield number, _object(number, row, schema)
+            yield number, _readable(number, schema, value=row)
+
+
+def _readable(
+    number: int, schema: dict[str, Any], *, line: str | None = None, value: Any = None
+) -> Record | RecordError:
+    """The record of one JSON row (an NDJSON ``line``, or a ``value`` of an array), or why it
+    cannot be read."""
+    try:
+        return _object(number, _parse(number, line) if line is not None else value, schema)
+    except RecordError as exc:
+        return exc
 
 
 def columns_of(text: str, kind: str) -> list[str]:
@@ -98,14 +110,18 @@ def check_record(validator: Draft202012Validator, row: int, record: Record) -> l
     return [RecordError(row, _field(e), _message(e)) for e in errors]
 
 
-def _read_csv(text: str, schema: dict[str, Any]) -> Iterator[tuple[int, Record]]:
+def _read_csv(text: str, schema: dict[str, Any]) -> Iterator[Row]:
     reader = csv.DictReader(io.StringIO(text), delimiter=_delimiter(text.split("\n", 1)[0]))
     properties = schema.get("properties", {})
     for row in reader:
+        if None in row:  # more cells than columns
+            yield (
+                reader.line_num,
+                RecordError(reader.line_num, "", "more cells than header columns"),
+            )
+            continue
         record: Record = {}
         for key, value in row.items():
-            if key is None:  # more cells than columns
-                raise RecordError(reader.line_num, "", "more cells than header columns")
             name = key.strip().lower()
             if value is not None and value.strip() != "":
                 record[name] = _coerce(value.strip(), properties.get(name, {}))

@@ -46,6 +46,8 @@ def post_bundle(base_url: str, bundle: dict[str, Any], timeout: float = 120.0) -
         raise refusal(exc.code, exc.read()) from None
     except urllib.error.URLError as exc:
         raise ImportFailed(f"cannot reach {base_url}: {exc.reason}") from None
+    except (OSError, orjson.JSONDecodeError) as exc:  # a reset or timeout mid-answer, not JSON
+        raise ImportFailed(f"no transaction-response from {base_url}: {exc}") from None
 
 
 def refusal(status: int, body: bytes) -> ImportFailed:

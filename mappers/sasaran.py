@@ -22,6 +22,7 @@ from mappers.base import (
     conditional_reference,
     conditional_update,
     criteria,
+    indonesia_today,
 )
 
 _GENDER = {"L": "male", "P": "female"}
@@ -45,7 +46,7 @@ class SasaranMapper:
 
     def __init__(self, today: date | None = None) -> None:
         # The one impure input, fixed at construction so that map() stays a pure function.
-        self.today = today or date.today()
+        self.today = today or indonesia_today()
 
     def rank(self, record: Record) -> int:
         """Residents with a NIK first: a baby's mother is stored before the baby refers to her."""

@@ -22,6 +22,7 @@ from mappers.base import (
     conditional_update,
     criteria,
     identifier_criteria,
+    indonesia_today,
 )
 from mappers.fasilitas import facility_query
 
@@ -92,7 +93,7 @@ class VisitSheet:
     shared = frozenset({"Practitioner"})  # one kader or nakes sees many people
 
     def __init__(self, today: date | None = None) -> None:
-        self.today = today or date.today()
+        self.today = today or indonesia_today()
 
     def rank(self, record: Record) -> int:
         return 0

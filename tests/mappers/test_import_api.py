@@ -222,3 +222,28 @@ def test_post_bundle_sends_the_transaction_over_http_and_reports_refusals(served
     assert refused.value.entry == 0
     with pytest.raises(importing.ImportFailed, match="cannot reach"):
         remote.post_bundle("http://127.0.0.1:9/fhir", bundle, timeout=5)
+
+
+def test_an_answer_that_is_not_a_transaction_response_fails_the_import_cleanly():
+    """A proxy's HTML page, or a connection cut mid-answer: ImportFailed, not a traceback."""
+    import http.server
+
+    class NotFhir(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (the http.server name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>captive portal</html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFhir)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/fhir"
+    with pytest.raises(importing.ImportFailed, match="no transaction-response from"):
+        remote.post_bundle(url, {"resourceType": "Bundle", "type": "transaction", "entry": []})
+    thread.join(5)
+    server.server_close()

@@ -9,7 +9,7 @@ import json
 import pytest
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from mappers.importing import build_bundles, map_file
+from mappers.importing import ImportFailed, build_bundles, import_mapped, map_file
 from server import create_app
 from server.services.operations.import_records import SUMMARY_EXTENSION
 from tests.mappers.conftest import mapper, sample
@@ -200,3 +200,32 @@ def test_the_capability_statement_lists_the_operation(ilp_client):
             "definition": "https://fhir.ilp-gateway.id/OperationDefinition/import-records",
         }
     ]
+
+
+def test_transactions_are_cut_to_the_entries_a_server_takes():
+    """A visit row gives up to a dozen entries: 100 rows could pass ILP_MAX_BUNDLE_ENTRIES."""
+    mapped = map_file(mapper("posyandu-balita"), sample("posyandu-balita", "csv"))
+    sizes = []
+
+    def send(bundle):
+        sizes.append(len(bundle["entry"]))
+        return {"entry": [{"response": {"status": "201 Created"}} for _ in bundle["entry"]]}
+
+    result = import_mapped(mapped, send, batch_size=100, max_entries=10)
+    assert result.imported == len(mapped.rows) and not result.stopped
+    assert len(sizes) > 1 and max(sizes) <= 10
+
+
+def test_a_transaction_refused_as_a_whole_stops_the_import_with_its_summary():
+    mapped = map_file(mapper("fasilitas"), sample("fasilitas", "csv"))
+    calls = []
+
+    def send(bundle):
+        calls.append(bundle)
+        if len(calls) == 2:
+            raise ImportFailed("413 Payload Too Large: at most 1000 entries")
+        return {"entry": [{"response": {"status": "201 Created"}} for _ in bundle["entry"]]}
+
+    result = import_mapped(mapped, send, batch_size=2)
+    assert result.imported == 2 and result.stopped == "413 Payload Too Large: at most 1000 entries"
+    assert result.describe().startswith(f"{len(mapped.rows)} rows read, 0 rejected, 2 imported")

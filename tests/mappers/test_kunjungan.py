@@ -293,7 +293,7 @@ def test_the_same_visit_number_twice_is_rejected_and_the_nakes_written_once(tmp_
 
 def test_a_home_visit_is_a_home_health_encounter_of_the_facility_with_its_findings():
     found = resources("kunjungan-rumah", sample("kunjungan-rumah", "csv"))
-    tbc = by_identifier(found, "pkm-526001:2026-11-18:5260013112850005")
+    tbc = by_identifier(found, "pkm-526001:2026-11-18:5260013112850005:perawat")
     assert tbc["class"] == {
         "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
         "code": "HH",
@@ -306,26 +306,26 @@ def test_a_home_visit_is_a_home_health_encounter_of_the_facility_with_its_findin
     assert tbc["reasonCode"] == [{"text": "Pemantauan pengobatan TBC"}]
     assert [c["code"] for c in tbc["participant"][0]["type"][0]["coding"]] == ["ATND", "perawat"]
     findings = by_identifier(
-        [r for r in found if "valueString" in r], "pkm-526001:2026-11-18:5260013112850005"
+        [r for r in found if "valueString" in r], "pkm-526001:2026-11-18:5260013112850005:perawat"
     )
     assert findings["code"] == {"text": "Temuan kunjungan rumah"}
     assert findings["valueString"] == "Minum obat teratur (PMO: istri); batuk berkurang"
     assert findings["performer"] == [tbc["participant"][0]["individual"]]
     assert findings["encounter"] == {
         "reference": f"Encounter?identifier={ILP}/id/kunjungan-rumah|"
-        "pkm-526001:2026-11-18:5260013112850005"
+        "pkm-526001:2026-11-18:5260013112850005:perawat"
     }
 
-    ptm = by_identifier(found, "posyandu-5260012001-1:2026-11-14:5260010207930002")
+    ptm = by_identifier(found, "posyandu-5260012001-1:2026-11-14:5260010207930002:kader")
     assert ptm["participant"][0]["type"][0]["coding"][1]["code"] == "kader"
     assert ptm["participant"][0]["individual"] == {
         "reference": f"Practitioner?identifier={ILP}/id/kader-posyandu|"
         "posyandu-5260012001-1:sri%20wahyuni"
     }
-    height = by_identifier(found, "posyandu-5260012001-1:2026-11-14:5260010207930002:8302-2")
+    height = by_identifier(found, "posyandu-5260012001-1:2026-11-14:5260010207930002:kader:8302-2")
     assert height["valueQuantity"]["value"] == 168.0  # 1.68 on the sheet: metres
     neonatus = by_identifier(
-        found, "pustu-5260012001:2026-10-23:ibu-5260015403960001-2026-10-20-L:29463-7"
+        found, "pustu-5260012001:2026-10-23:ibu-5260015403960001-2026-10-20-L:bidan:29463-7"
     )
     assert neonatus["valueQuantity"]["value"] == 3.35
 
@@ -367,7 +367,7 @@ def test_a_balitas_weight_in_grams_is_converted_on_a_home_visit(tmp_path):
     text = HOME_HEADER + HOME.replace(",13.4,", ",13400,")
     weight = by_identifier(
         resources("kunjungan-rumah", write(tmp_path, "r.csv", text)),
-        "posyandu-5260012001-1:2026-11-10:5260014905230003:29463-7",
+        "posyandu-5260012001-1:2026-11-10:5260014905230003:kader:29463-7",
     )
     assert weight["valueQuantity"]["value"] == 13.4
 
@@ -448,3 +448,19 @@ def test_a_corrected_diagnosis_updates_its_condition_in_place(ilp_client, tmp_pa
     # The Encounter refers to the same Condition: it did not change.
     again = one(ilp_client, f"Encounter?identifier={VISIT}|pustu-5260012001:PST-001%2FXI%2F2026")
     assert again["meta"]["versionId"] == encounter["meta"]["versionId"] == "1"
+
+
+def test_a_kader_and_a_bidan_visiting_one_home_on_one_day_are_two_visits(tmp_path):
+    lines = sample("kunjungan-rumah", "csv").read_text(encoding="utf-8").splitlines()
+    kader = next(line for line in lines if ",kader,balita," in line)
+    bidan = kader.replace(
+        "5260014507880001,Baiq Nurhayati,kader", "5260016208920004,Bd. Wulan,bidan"
+    )
+    assert bidan != kader
+    mapped = map_file(
+        mapper("kunjungan-rumah"), write(tmp_path, "r.csv", "\n".join([lines[0], kader, bidan]))
+    )
+    assert mapped.errors == []
+    visits = [e["resource"]["identifier"][0]["value"] for rows in mapped.rows.values()
+              for e in rows if e["resource"]["resourceType"] == "Encounter"]  # fmt: skip
+    assert len(set(visits)) == 2 and {v.rsplit(":", 1)[1] for v in visits} == {"kader", "bidan"}

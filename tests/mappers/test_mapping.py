@@ -167,3 +167,11 @@ def test_batches_hold_at_most_batch_size_rows():
     assert [len(b["entry"]) for b in bundles] == [8, 4]
     assert all(b["type"] == "transaction" for b in bundles)
     assert copy.deepcopy(bundles) == build_bundles(mapped, batch_size=4)
+
+
+def test_a_line_that_is_not_json_is_rejected_and_the_rows_after_it_still_map(tmp_path):
+    lines = sample("sasaran", "ndjson").read_text(encoding="utf-8").splitlines()
+    broken = [lines[0], "{nik: 1", *lines[1:]]
+    mapped = map_file(mapper("sasaran"), write(tmp_path, "s.ndjson", "\n".join(broken) + "\n"))
+    assert [(e.row, e.message[:8]) for e in mapped.errors] == [(2, "not JSON")]
+    assert sorted(mapped.rows) == [1, *range(3, len(broken) + 1)]

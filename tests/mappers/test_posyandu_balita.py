@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mappers import mapper_for
+from mappers import RecordError, mapper_for
 from mappers.importing import build_bundles, map_file
 from mappers.posyandu_balita import MEASURES
 from mappers.sessions import visit_time
@@ -228,3 +228,44 @@ def test_a_kader_known_by_a_name_with_a_comma_is_found_again_as_one_value(ilp_cl
     assert versions(ilp_client, "Practitioner") == before and len(before) == 1
     kader = ilp_client.get(f"/fhir/Practitioner/{next(iter(before))}").get_json()
     assert kader["identifier"][0]["value"] == "posyandu-5260012001-1:hj. rohani, s.pd"
+
+
+def test_a_morning_visit_in_papua_is_not_in_the_future_for_a_utc_server(monkeypatch):
+    """07:30 WIT on 24 November is 22:30 UTC on the 23rd: the sheet's date is already today."""
+    from datetime import UTC, datetime
+
+    import mappers.base
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            utc = datetime(2026, 11, 23, 22, 30, tzinfo=UTC)
+            return utc.astimezone(tz) if tz else utc.replace(tzinfo=None)
+
+    monkeypatch.setattr(mappers.base, "datetime", Clock)
+    sheet = mapper_for("posyandu-balita")  # "today" from the clock, not fixed by the test
+    record = {
+        "tanggal": "2026-11-24 07:30 WIT", "kode_posyandu": "posyandu-9101012001-1",
+        "nama_kader": "Mama Yuliana", "nik_anak": "9101014905230003",
+        "tanggal_lahir": "2023-05-09", "berat": 13.5,
+    }  # fmt: skip
+    assert sheet.map(record)[1]["resource"]["period"]["start"] == "2026-11-24T07:30:00+09:00"
+    with pytest.raises(RecordError, match="is in the future"):
+        sheet.map({**record, "tanggal": "2026-11-25 07:30 WIT"})
+
+
+def test_a_kader_kept_with_more_detail_is_not_overwritten_by_the_sheet(ilp_client):
+    """The sheet names the kader; it must not erase what the Puskesmas keeps about her."""
+    import_file(ilp_client, "fasilitas", sample("fasilitas", "csv"))
+    import_file(ilp_client, "sasaran", sample("sasaran", "csv"))
+    kept = {
+        "resourceType": "Practitioner",
+        "identifier": [{"system": NIK, "value": "5260014507880001"}],
+        "name": [{"text": "Baiq Nurhayati, S.Pd"}],
+        "telecom": [{"system": "phone", "value": "+6281234500001"}],
+    }
+    created = ilp_client.post("/fhir/Practitioner", json=kept)
+    assert created.status_code == 201
+    import_file(ilp_client, "posyandu-balita", sample("posyandu-balita", "csv"))
+    (kader,) = [e["resource"] for e in ilp_client.get("/fhir/Practitioner").get_json()["entry"]]
+    assert kader["meta"]["versionId"] == "1" and kader["telecom"] == kept["telecom"]

@@ -364,7 +364,8 @@ def test_the_same_person_twice_on_one_day_is_rejected_and_the_kader_written_once
     (bundle,) = build_bundles(mapped)
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
     assert kinds.count("Practitioner") == 1 and kinds.count("Encounter") == 2
-    assert all(e["request"]["method"] == "PUT" for e in bundle["entry"])
+    methods = {e["resource"]["resourceType"]: e["request"]["method"] for e in bundle["entry"]}
+    assert methods == {"Practitioner": "POST", "Encounter": "PUT", "Observation": "PUT"}
 
 
 @pytest.mark.parametrize("batch_size", [100, 4])

@@ -24,6 +24,7 @@ from mappers.base import RecordError
 from mappers.guess import FormatUnknown, guess_file_format
 from mappers.importing import (
     BundleRefused,
+    ImportFailed,
     ImportSummary,
     MappedFile,
     Progress,
@@ -89,6 +90,7 @@ def store(
         mapped,
         local_sender(ctx),
         batch_size=batch_size,
+        max_entries=ctx.settings.max_bundle_entries,
         all_or_nothing=all_or_nothing,
         progress=progress,
     )
@@ -98,7 +100,7 @@ def local_sender(ctx: ServiceContext) -> Send:
     """A ``Send`` running each transaction through ``services.bundles``.
 
     A failure located on an entry becomes BundleRefused (the importer leaves that row out);
-    any other FhirError is raised as it is.
+    any other FhirError, ImportFailed (the importer stops, keeping its summary).
     """
 
     def send(bundle: dict[str, Any]) -> dict[str, Any]:
@@ -107,10 +109,10 @@ def local_sender(ctx: ServiceContext) -> Send:
         except FhirError as error:
             located = [_ENTRY.match(e) for issue in error.issues for e in issue.expression]
             index = next((int(m[1]) for m in located if m), None)
-            if index is None:
-                raise
             diagnostics = "; ".join(issue.diagnostics for issue in error.issues)
             message = f"{error.status} {HTTPStatus(error.status).phrase}: {diagnostics}"
+            if index is None:
+                raise ImportFailed(message) from None
             raise BundleRefused(message, index, error.issues[0].code) from None
 
     return send
