@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from mappers import codes, pemberian, sessions
+from mappers import codes, pemberian, sessions, visits
 from mappers.base import (
     SCHEMAS,
     Entry,
@@ -28,7 +28,6 @@ from mappers.base import (
     criteria,
     identifier_criteria,
 )
-from mappers.sasaran import patient_query
 from mappers.sessions import Measure
 
 CHILD = "a child under 5"
@@ -50,8 +49,8 @@ class PosyanduBalitaMapper(sessions.VisitSheet):
         """RecordError for an impossible date, child, NIK or measure (row and column)."""
         when, values = self._check(record)
         vaccines = pemberian.vaccines_given(record.get("imunisasi", ""))
-        child = _child(record)
-        key = _visit_key(record, when[0])
+        child, who = visits.person(record, "nik_anak")
+        key = f"{record['kode_posyandu']}:{when[0].isoformat()}:{who}"
         kader_query, kader = sessions.kader(record, "kode_posyandu")
         kader_ref = conditional_reference("Practitioner", kader_query)
         encounter = sessions.encounter(
@@ -86,16 +85,9 @@ class PosyanduBalitaMapper(sessions.VisitSheet):
     def _check(self, record: Record) -> tuple[tuple[date, str], list[tuple[Measure, float]]]:
         when = sessions.checked_visit_time(record, self.today)
         day = when[0]
-        sessions.check_niks(record, "nik_anak", "nik_kader")
-        if "nik_anak" not in record:
-            if problem := codes.check_nik(record["nik_ibu"], woman=True):
-                raise RecordError(0, "nik_ibu", f"{record['nik_ibu']}: {problem}")
-            if "jenis_kelamin" not in record:
-                raise RecordError(0, "jenis_kelamin", "is required for a child without nik_anak")
-        born = date.fromisoformat(record["tanggal_lahir"])
-        if born > day:
-            raise RecordError(0, "tanggal_lahir", f"{born} is after the visit ({day})")
-        if (age := sessions.years(born, day)) >= 5:
+        sessions.check_niks(record, "nik_kader")
+        visits.check_person(record, "nik_anak", day)  # by NIK, or the mother's NIK and birth
+        if (age := sessions.years(date.fromisoformat(record["tanggal_lahir"]), day)) >= 5:
             raise RecordError(
                 0, "tanggal_lahir", f"the child is {age} years old at the visit: "
                 "the balita sheet is for children under 5",
@@ -107,24 +99,3 @@ class PosyanduBalitaMapper(sessions.VisitSheet):
                 "immunisation or vitamin A",
             )  # fmt: skip
         return when, values
-
-
-def _child(record: Record) -> dict[str, str]:
-    """The conditional reference to the child's Patient, matched as the sasaran register does."""
-    if "nik_anak" in record:
-        keys = {"nik": record["nik_anak"]}
-    else:
-        keys = {
-            "nik_ibu": record["nik_ibu"],
-            "tanggal_lahir": record["tanggal_lahir"],
-            "jenis_kelamin": record["jenis_kelamin"],
-        }
-    return conditional_reference("Patient", patient_query(keys))
-
-
-def _visit_key(record: Record, day: date) -> str:
-    if "nik_anak" in record:
-        who = record["nik_anak"]
-    else:
-        who = f"ibu-{record['nik_ibu']}-{record['tanggal_lahir']}-{record['jenis_kelamin']}"
-    return f"{record['kode_posyandu']}:{day.isoformat()}:{who}"
