@@ -185,7 +185,7 @@ def main() -> None:
     body = report(results, export_seconds, args, command, commit)
     print("\n" + body)
     if not args.no_docs:
-        write_docs_section(SECTION, body)
+        write_docs_section(SECTION, body, keep="### Findings")
         print("updated docs/benchmarks.md")
 
 
