@@ -10,6 +10,7 @@ transaction Bundles of ``batch_size`` rows (https://hl7.org/fhir/R4/http.html#tr
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,19 +19,9 @@ from typing import Any
 
 from mappers.base import Entry, Mapper, RecordError, entry_key
 from mappers.reading import Row, check_record, load_schema, read_records, read_text
+from server.fhir import storage_codes
 
-# The codes (HAPI's storage response codes, which this server also gives) of a transaction
-# entry that found its resource already as the row describes it, so stored nothing.
-STORAGE_CODES = "https://hapifhir.io/fhir/CodeSystem/hapi-fhir-storage-response-code"
-NO_CHANGE_CODES = frozenset(
-    {
-        "SUCCESSFUL_CREATE_WITH_CONDITIONAL_MATCH",
-        "SUCCESSFUL_UPDATE_NO_CHANGE",
-        "SUCCESSFUL_UPDATE_WITH_CONDITIONAL_MATCH_NO_CHANGE",
-        "SUCCESSFUL_PATCH_NO_CHANGE",
-        "SUCCESSFUL_CONDITIONAL_PATCH_NO_CHANGE",
-    }
-)
+_ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]")
 
 Send = Callable[[dict[str, Any]], dict[str, Any]]  # transaction -> transaction-response
 Progress = Callable[[int, int], None]  # (rows done, rows to send)
@@ -85,6 +76,12 @@ class ImportSummary:
 
 # What a server takes in one transaction unless told otherwise (ILP_MAX_BUNDLE_ENTRIES).
 MAX_ENTRIES = 1000
+
+
+def entry_index(expression: object) -> int | None:
+    """The entry an OperationOutcome expression such as ``Bundle.entry[3].resource`` names."""
+    match = _ENTRY.match(expression) if isinstance(expression, str) else None
+    return int(match[1]) if match else None
 
 
 class ImportFailed(Exception):
@@ -279,7 +276,8 @@ def _no_change(outcome: Any) -> bool:
     if not isinstance(outcome, dict):
         return False
     return any(
-        coding.get("system") == STORAGE_CODES and coding.get("code") in NO_CHANGE_CODES
+        coding.get("system") == storage_codes.SYSTEM
+        and coding.get("code") in storage_codes.NO_CHANGE
         for issue in outcome.get("issue", [])
         for coding in (issue.get("details") or {}).get("coding", [])
     )

@@ -36,7 +36,6 @@ from mappers.base import (
 from mappers.sasaran import patient_query
 from mappers.sessions import Measure
 
-STANDING = codes.coding(codes.LOINC, "8308-9", "Body height --standing")
 # The profile requires 2339-0, which names no timing: a random (sewaktu) reading.  A fasting
 # one adds the LOINC code of fasting glucose in capillary blood (the Posyandu's glucometer).
 FASTING = codes.coding(codes.LOINC, "1556-0", "Fasting glucose [Mass/volume] in Capillary blood")
@@ -219,7 +218,7 @@ def _measured(measure: Measure, value: float, record: Record, visit: _Visit) -> 
     timing."""
     extra: tuple[dict[str, Any], ...] = ()
     if measure.column == "tinggi":
-        extra = (STANDING,)
+        extra = (sessions.POSITION["berdiri"],)
     elif measure is GLUCOSE and record["jenis_gula_darah"] == "puasa":
         extra = (FASTING,)
     observation = sessions.quantity_observation(

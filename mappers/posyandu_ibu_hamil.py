@@ -40,16 +40,18 @@ _EXAM = (codes.concept(codes.OBSERVATION_CATEGORY, "exam", "Exam"),)
 # Ranges catch unit and typing mistakes (grams, mm, g/L), not illness: a woman with severe
 # anaemia (Hb 5) or pre-eclampsia (180/120) must still be recorded.  Gestational age has no
 # ILP profile (profile ""): it is claimed by none and meets base R4.
+# The broader LOINC code, which Indonesian ANC guides and growth-chart apps search by.
+GESTATIONAL_AGE = codes.coding(codes.LOINC, "18185-9", "Gestational age")
 MEASURES = (
-    Measure("usia_kehamilan", "11884-4", "", 1.0, 45.0, category=_EXAM),
+    Measure(
+        "usia_kehamilan", "11884-4", "", 1.0, 45.0, category=_EXAM, also_coded=(GESTATIONAL_AGE,)
+    ),
     Measure("berat", "29463-7", "ilp-obs-body-weight", 30.0, 200.0),
     Measure("lila", "56072-2", "ilp-obs-muac", 15.0, 50.0),
     Measure("sistolik", "8480-6", "ilp-obs-bp-systolic", 60.0, 260.0),
     Measure("diastolik", "8462-4", "ilp-obs-bp-diastolic", 30.0, 160.0),
     Measure("hb", "718-7", "ilp-obs-hemoglobin", 3.0, 20.0, category=tuple(codes.LABORATORY)),
 )
-# The broader LOINC code, which Indonesian ANC guides and growth-chart apps search by.
-GESTATIONAL_AGE = codes.coding(codes.LOINC, "18185-9", "Gestational age")
 # Three months' supply (one a day, or two a day for anaemia for 45 days) at most per visit.
 MAX_TABLETS = 90
 TABLETS = "Tablet tambah darah (TTD)"
@@ -87,13 +89,10 @@ class PosyanduIbuHamilMapper(sessions.VisitSheet):
         entries.append(conditional_update(encounter, encounter_query))
         encounter_ref = conditional_reference("Encounter", encounter_query)
         performer = participants[0]["individual"]  # the bidan when there is one
-        for measure, value in values:
-            observation = sessions.quantity_observation(
-                measure, value, system=codes.PEMERIKSAAN_IBU_HAMIL, key=f"{key}:{measure.loinc}",
-                when=when[1], subject=woman, encounter_ref=encounter_ref, performer=performer,
-                extra_codings=(GESTATIONAL_AGE,) if measure.column == "usia_kehamilan" else (),
-            )  # fmt: skip
-            entries.append(conditional_update(observation, identifier_criteria(observation)))
+        entries += sessions.measure_entries(
+            values, record, system=codes.PEMERIKSAAN_IBU_HAMIL, key=key, when=when[1],
+            subject=woman, encounter_ref=encounter_ref, performer=performer,
+        )  # fmt: skip
         if "tablet_tambah_darah" in record:
             tablets = _tablets(
                 record["tablet_tambah_darah"], key=f"{key}:ttd", when=when[1], woman=woman,

@@ -7,7 +7,6 @@ and send the others again; any other refusal, or no answer, is ``ImportFailed``.
 
 from __future__ import annotations
 
-import re
 import urllib.error
 import urllib.request
 from http import HTTPStatus
@@ -15,10 +14,9 @@ from typing import Any
 
 import orjson
 
-from mappers.importing import BundleRefused, ImportFailed, Send
+from mappers.importing import BundleRefused, ImportFailed, Send, entry_index
 
 FHIR_JSON = "application/fhir+json"
-_ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]")
 
 
 def sender(base_url: str, timeout: float = 120.0) -> Send:
@@ -60,9 +58,9 @@ def refusal(status: int, body: bytes) -> ImportFailed:
     if 400 <= status < 500:
         for issue in issues:
             for expression in issue.get("expression") or ():
-                if isinstance(expression, str) and (match := _ENTRY.match(expression)):
+                if (index := entry_index(expression)) is not None:
                     code = str(issue.get("code") or "processing")
-                    return BundleRefused(message, int(match[1]), code)
+                    return BundleRefused(message, index, code)
     return ImportFailed(message)
 
 

@@ -25,6 +25,7 @@ from mappers.base import (
     indonesia_today,
 )
 from mappers.fasilitas import facility_query
+from server.demo.codes import LYING_LENGTH
 
 _ZONES = {"WIB": "+07:00", "WITA": "+08:00", "WIT": "+09:00", "Z": "+00:00"}
 _INDONESIA = {"+07:00", "+08:00", "+09:00"}
@@ -37,7 +38,7 @@ _WHEN = re.compile(
 CORE = "http://hl7.org/fhir/StructureDefinition/"  # the R4 vital-signs profiles
 # How a length or height was measured (cara_ukur): the ILP height profile needs it.
 POSITION = {
-    "telentang": codes.coding(codes.LOINC, "8306-3", "Body height --lying"),
+    "telentang": LYING_LENGTH,
     "berdiri": codes.coding(codes.LOINC, "8308-9", "Body height --standing"),
 }
 KADER_ROLE = [
@@ -68,6 +69,7 @@ class Measure:
     high: float
     normalise: Callable[[float], float] = float
     category: tuple[dict[str, Any], ...] = tuple(codes.VITAL_SIGNS)
+    also_coded: tuple[dict[str, Any], ...] = ()  # codings after the LOINC code, always
 
     @property
     def unit(self) -> str:
@@ -235,7 +237,7 @@ def quantity_observation(
     found again by ``system|key``."""
     display, text, unit = codes.MEASURES[measure.loinc]
     code = codes.concept(codes.LOINC, measure.loinc, display, text=text)
-    code["coding"] += extra_codings
+    code["coding"] += (*measure.also_coded, *extra_codings)
     meta: dict[str, Any] = {}
     if measure.profile.startswith(CORE):
         meta["meta"] = {"profile": [measure.profile]}

@@ -11,6 +11,7 @@ import pytest
 from mappers import importing, remote
 from mappers.importing import build_bundles, map_file
 from server import cli
+from server.fhir.storage_codes import SYSTEM
 from tests.helpers import FHIR_JSON
 from tests.mappers.conftest import mapper, sample, write
 
@@ -110,7 +111,7 @@ def storage_codes(entry):
         coding["code"]
         for issue in outcome["issue"]
         for coding in issue.get("details", {}).get("coding", [])
-        if coding["system"] == importing.STORAGE_CODES
+        if coding["system"] == SYSTEM
     ]
 
 

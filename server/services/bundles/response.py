@@ -16,12 +16,12 @@ from http import HTTPStatus
 from typing import Any
 
 from server.errors import FhirError, Issue, operation_outcome
+from server.fhir import storage_codes
 from server.fhir.references import resource_url
 from server.services.bundles.entries import Entry
 from server.services.resources import StoredResource, format_instant
 
 _WRITES = ("POST", "PUT", "PATCH")
-STORAGE_CODES = "https://hapifhir.io/fhir/CodeSystem/hapi-fhir-storage-response-code"
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,6 @@ def _no_change_issue(entry: Entry, stored: StoredResource) -> dict[str, Any]:
     return {
         "severity": "information",
         "code": "informational",
-        "details": {"coding": [{"system": STORAGE_CODES, "code": code}]},
+        "details": {"coding": [{"system": storage_codes.SYSTEM, "code": code}]},
         "diagnostics": f"{current} kept as it was: {what}",
     }

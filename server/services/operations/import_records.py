@@ -12,7 +12,6 @@ how ``ilp import`` writes into the local database.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -30,6 +29,7 @@ from mappers.importing import (
     Progress,
     RowRefused,
     Send,
+    entry_index,
     import_mapped,
     map_text,
 )
@@ -46,7 +46,6 @@ MEDIA_KINDS = {
     "application/json": "json",
     "application/fhir+json": "json",
 }
-_ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]")
 
 
 def import_records(
@@ -107,8 +106,8 @@ def local_sender(ctx: ServiceContext) -> Send:
         try:
             return bundles.process(ctx, bundle, prefer="minimal")
         except FhirError as error:
-            located = [_ENTRY.match(e) for issue in error.issues for e in issue.expression]
-            index = next((int(m[1]) for m in located if m), None)
+            located = (entry_index(e) for issue in error.issues for e in issue.expression)
+            index = next((i for i in located if i is not None), None)
             diagnostics = "; ".join(issue.diagnostics for issue in error.issues)
             message = f"{error.status} {HTTPStatus(error.status).phrase}: {diagnostics}"
             if index is None:
