@@ -12,8 +12,9 @@ import os
 from flask import Flask
 
 from server.config import Settings
-from server.http import error_handlers, fhir_api
+from server.http import error_handlers, fhir_api, national
 from server.services.context import ServiceContext
+from server.services.tokens import AccessTokens
 from server.storage.db import create_db_engine
 
 
@@ -28,5 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         context.validation.require_definitions()  # fail at start, not on the first write
     app.extensions["ilp"] = context
     app.register_blueprint(fhir_api.bp)
+    if settings.client_secrets:  # national mode: docs/national-mode.md
+        national.register(app, AccessTokens.from_settings(settings))
     error_handlers.register(app)
     return app

@@ -2,7 +2,8 @@
 
 ``ilp db upgrade`` · ``ilp profiles load [DIR]`` · ``ilp profiles snapshot [DIR]``
 · ``ilp validate FILE...`` · ``ilp package fetch`` · ``ilp demo load`` · ``ilp reindex``
-· ``ilp import FILE [--format NAME]`` (``server/import_command.py``) · ``ilp serve``
+· ``ilp import FILE [--format NAME]`` (``server/import_command.py``)
+· ``ilp sync run|once|status|retry`` (``server/sync_command.py``) · ``ilp serve``
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from server import import_command
+from server import import_command, sync_command
 from server.config import ConfigError, Settings
 from server.demo.district import DEFAULT_SEED, PRESETS
 from server.errors import FhirError
@@ -137,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     reindex.set_defaults(handler=_reindex)
 
     import_command.add_parser(commands, _positive)
+    sync_command.add_parser(commands)
 
     serve = commands.add_parser("serve", help="serve the API with gunicorn")
     serve.set_defaults(handler=_serve)

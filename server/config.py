@@ -42,6 +42,21 @@ class Settings:
     log_level: str = "INFO"
     enforce_profiles: str = "Organization,Location,Patient,Encounter,Observation"
     enforce_claimed_profiles: bool = True
+    # Sync to an upstream (SATUSEHAT-style) platform; docs/sync.md
+    outbox: bool = True
+    upstream_url: str = ""
+    upstream_token_url: str = ""
+    upstream_client_id: str = ""
+    upstream_client_secret: str = ""
+    upstream_organization_id: str = ""
+    sync_facility: str = ""
+    sync_persons: str = "lookup"
+    sync_batch_size: int = 50
+    sync_max_attempts: int = 12
+    sync_timeout: int = 30
+    # National mode: this server as the upstream of other nodes
+    national_clients: str = ""
+    token_lifetime: int = 14399
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -66,6 +81,15 @@ class Settings:
         for name in ("max_bundle_entries", "max_bundle_bytes", "max_bundle_depth"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ILP_{name.upper()} must be at least 1")
+        if self.sync_persons not in ("lookup", "create"):
+            raise ConfigError("ILP_SYNC_PERSONS must be lookup or create")
+        if self.upstream_url and not self.upstream_organization_id:
+            raise ConfigError("ILP_UPSTREAM_URL needs ILP_UPSTREAM_ORGANIZATION_ID")
+        for name in ("sync_batch_size", "sync_max_attempts", "sync_timeout", "token_lifetime"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"ILP_{name.upper()} must be at least 1")
+        if self.national_clients and not self.client_secrets:
+            raise ConfigError("ILP_NATIONAL_CLIENTS must list id:secret pairs separated by commas")
         unknown = sorted(self.enforced_types - SUPPORTED.keys())
         if unknown:
             raise ConfigError(
@@ -82,6 +106,12 @@ class Settings:
     def enforced_types(self) -> frozenset[str]:
         """Resource types that must meet their ILP profiles on write (ILP_ENFORCE_PROFILES)."""
         return frozenset(t.strip() for t in self.enforce_profiles.split(",") if t.strip())
+
+    @property
+    def client_secrets(self) -> dict[str, str]:
+        """The national mode's OAuth2 clients, ``id:secret`` pairs of ILP_NATIONAL_CLIENTS."""
+        pairs = (item.strip().partition(":") for item in self.national_clients.split(","))
+        return {key: secret for key, _, secret in pairs if key and secret}
 
 
 def _to_bool(raw: str) -> bool:

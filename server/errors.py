@@ -90,6 +90,12 @@ class NotSupported(FhirError):
     status, issue_code = 400, "not-supported"
 
 
+class Unauthorized(FhirError):
+    """No valid access token where one is required (national mode's /fhir-r4/v1)."""
+
+    status, issue_code = 401, "login"
+
+
 class NotFound(FhirError):
     status, issue_code = 404, "not-found"
 

@@ -25,7 +25,11 @@ class ServiceContext:
         """A transaction; ``write=True`` when the work will write (index rows included)."""
         current = self.definitions()
         return UnitOfWork(
-            self.engine, write=write, indexer=current.indexer, search_params=current.searchable
+            self.engine,
+            write=write,
+            indexer=current.indexer,
+            search_params=current.searchable,
+            outbox=self.settings.outbox,
         )
 
     def definitions(self) -> Definitions:

@@ -17,14 +17,16 @@ from sqlalchemy.exc import IntegrityError
 
 from server.fhir.extract import Indexer
 from server.storage.indexing import IndexBatch, remove_index, write_index
-from server.storage.schema import Resource, ResourceVersion
+from server.storage.schema import Resource, ResourceVersion, SyncOutbox
 from server.storage.search.store import SearchQueries
 
 _R = cast(Table, Resource.__table__)
 _V = cast(Table, ResourceVersion.__table__)
+_O = cast(Table, SyncOutbox.__table__)
 # Built once: statements that take their values as parameters reuse SQLAlchemy's compiled cache.
 _INSERT_CURRENT = insert(_R)
 _INSERT_VERSION = insert(_V)
+_INSERT_OUTBOX = insert(_O)
 _UPDATE_CURRENT = update(_R).where(
     _R.c.res_type == bindparam("w_type"),
     _R.c.res_id == bindparam("w_id"),
@@ -88,9 +90,12 @@ def _utc(value: datetime) -> datetime:
 class ResourceStore(SearchQueries):
     """Queries and writes over one connection, inside the caller's transaction."""
 
-    def __init__(self, connection: Connection, indexer: Indexer | None = None) -> None:
+    def __init__(
+        self, connection: Connection, indexer: Indexer | None = None, *, outbox: bool = False
+    ) -> None:
         self._c = connection
         self._indexer = indexer
+        self._outbox = outbox  # queue every version for ``ilp sync`` in the same transaction
         self._pending = IndexBatch()
         self._versions: list[dict[str, Any]] = []  # version rows not yet written
 
@@ -112,6 +117,8 @@ class ResourceStore(SearchQueries):
         """Write pending version and index rows; reads of them and the commit call this first."""
         if self._versions:
             self._c.execute(_INSERT_VERSION, self._versions)  # one pipelined executemany
+            if self._outbox:
+                self._c.execute(_INSERT_OUTBOX, [_outbox_row(v) for v in self._versions])
             self._versions = []
         self._pending.flush(self._c)
 
@@ -243,6 +250,17 @@ def _current_values(new: NewVersion) -> dict[str, Any]:
         "content": new.content,
         "content_hash": new.content_hash,
         "org_scope": new.org_scope,
+    }
+
+
+def _outbox_row(version: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "res_type": version["res_type"],
+        "res_id": version["res_id"],
+        "version_id": version["version_id"],
+        "state": "pending",
+        "attempts": 0,
+        "updated_at": version["last_updated"],
     }
 
 

@@ -208,6 +208,47 @@ class SearchParamState(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SyncOutbox(Base):
+    """One row per write, in the write's transaction: what ``ilp sync`` must send upstream.
+
+    ``state``: pending (to send, once ``not_before`` has passed), sent, failed (the upstream
+    refused it, or transient failures ran out), parked (waits on something only a person can
+    fix, e.g. a NIK the upstream does not know).  A claim (``claimed_by``/``claimed_until``)
+    keeps other workers away while one sends it.
+    """
+
+    __tablename__ = "sync_outbox"
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    res_type: Mapped[str] = mapped_column(String(64))
+    res_id: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONBody, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_sync_outbox_state", "state", "seq"),
+        Index("ix_sync_outbox_resource", "res_type", "res_id", "seq"),
+    )
+
+
+class SyncIdMap(Base):
+    """A local resource's id at the upstream (for a Patient: the IHS number's resource id)."""
+
+    __tablename__ = "sync_id_map"
+
+    res_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    res_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    upstream_id: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 INDEX_TABLES = {
     "token": TokenIndex,
     "string": StringIndex,

@@ -1,0 +1,266 @@
+"""The sync outbox and the id map in SQL: claim, record, count, re-queue.
+
+Rows are written by ``ResourceStore`` in each write's own transaction; this module is
+what the sync worker (``services/sync``) does with them.  Claims are leases: a worker that
+dies leaves rows claimed until the lease ends, or until a worker on the same host sees
+that the process is gone (``release_dead_claims``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Connection, Table, and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from server.storage.schema import SyncIdMap, SyncOutbox
+
+_O = cast(Table, SyncOutbox.__table__)
+_M = cast(Table, SyncIdMap.__table__)
+
+PENDING, SENT, FAILED, PARKED = "pending", "sent", "failed", "parked"
+STATES = (PENDING, SENT, FAILED, PARKED)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    res_type: str
+    res_id: str
+    version_id: int
+    state: str
+    attempts: int
+    reason: str | None = None
+    detail: dict[str, Any] | None = None
+    updated_at: datetime | None = None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _row(row: Any) -> OutboxRow:
+    return OutboxRow(
+        row.seq,
+        row.res_type,
+        row.res_id,
+        row.version_id,
+        row.state,
+        row.attempts,
+        row.reason,
+        row.detail,
+        _utc(row.updated_at),
+    )
+
+
+def claim(
+    connection: Connection, worker: str, now: datetime, limit: int, lease: timedelta
+) -> list[OutboxRow]:
+    """Claim up to ``limit`` due pending rows, oldest first, for ``worker``.
+
+    On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets several workers claim at once without
+    taking the same row; SQLite runs one writer at a time anyway.
+    """
+    due = (
+        select(_O.c.seq)
+        .where(
+            _O.c.state == PENDING,
+            or_(_O.c.not_before.is_(None), _O.c.not_before <= now),
+            or_(_O.c.claimed_until.is_(None), _O.c.claimed_until < now),
+        )
+        .order_by(_O.c.seq)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    seqs = list(connection.execute(due).scalars())
+    if not seqs:
+        return []
+    connection.execute(
+        update(_O)
+        .where(_O.c.seq.in_(seqs))
+        .values(claimed_by=worker, claimed_until=now + lease, attempts=_O.c.attempts + 1)
+    )
+    rows = connection.execute(select(_O).where(_O.c.seq.in_(seqs)).order_by(_O.c.seq)).all()
+    return [_row(row) for row in rows]
+
+
+def latest_seq(connection: Connection, res_type: str, res_id: str) -> int:
+    """The newest outbox row of a resource (0 if none): what a send of its current state covers."""
+    found = connection.execute(
+        select(func.max(_O.c.seq)).where(_O.c.res_type == res_type, _O.c.res_id == res_id)
+    ).scalar()
+    return int(found or 0)
+
+
+def settle(
+    connection: Connection,
+    res_type: str,
+    res_id: str,
+    up_to_seq: int,
+    state: str,
+    now: datetime,
+    *,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Give every unfinished row of a resource up to ``up_to_seq`` its final ``state``."""
+    connection.execute(
+        update(_O)
+        .where(
+            _O.c.res_type == res_type,
+            _O.c.res_id == res_id,
+            _O.c.seq <= up_to_seq,
+            _O.c.state.in_((PENDING, PARKED, FAILED)),
+        )
+        .values(
+            state=state,
+            reason=reason,
+            detail=detail,
+            claimed_by=None,
+            claimed_until=None,
+            not_before=None,
+            updated_at=now,
+        )
+    )
+
+
+def postpone(
+    connection: Connection,
+    seqs: Sequence[int],
+    not_before: datetime,
+    now: datetime,
+    reason: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """A transient failure: try these rows again after ``not_before``."""
+    connection.execute(
+        update(_O)
+        .where(_O.c.seq.in_(seqs), _O.c.state == PENDING)
+        .values(
+            not_before=not_before,
+            reason=reason,
+            detail=detail,
+            claimed_by=None,
+            claimed_until=None,
+            updated_at=now,
+        )
+    )
+
+
+def enqueue(
+    connection: Connection, res_type: str, res_id: str, version_id: int, now: datetime
+) -> None:
+    """Queue a resource again (a send left out a reference that had no upstream id yet)."""
+    connection.execute(
+        insert(_O).values(
+            res_type=res_type,
+            res_id=res_id,
+            version_id=version_id,
+            state=PENDING,
+            attempts=0,
+            updated_at=now,
+        )
+    )
+
+
+def release_dead_claims(connection: Connection, host: str, alive: Callable[[int], bool]) -> int:
+    """Free the claims of workers on ``host`` whose process is gone (``host:pid`` names)."""
+    claimed = connection.execute(
+        select(_O.c.claimed_by)
+        .where(_O.c.state == PENDING, _O.c.claimed_by.like(f"{host}:%"))
+        .distinct()
+    ).scalars()
+    dead = [name for name in claimed if not alive(int(name.rsplit(":", 1)[1]))]
+    if not dead:
+        return 0
+    result = connection.execute(
+        update(_O)
+        .where(_O.c.state == PENDING, _O.c.claimed_by.in_(dead))
+        .values(claimed_by=None, claimed_until=None)
+    )
+    return int(result.rowcount)
+
+
+def requeue(connection: Connection, now: datetime, seqs: Iterable[int] | None = None) -> int:
+    """Failed and parked rows (all, or those of ``seqs``) back to pending, attempts reset."""
+    condition: ColumnElement[bool] = _O.c.state.in_((FAILED, PARKED))
+    if seqs is not None:
+        condition = and_(condition, _O.c.seq.in_(list(seqs)))
+    result = connection.execute(
+        update(_O)
+        .where(condition)
+        .values(
+            state=PENDING,
+            attempts=0,
+            not_before=None,
+            claimed_by=None,
+            claimed_until=None,
+            updated_at=now,
+        )
+    )
+    return int(result.rowcount)
+
+
+def counts(connection: Connection) -> dict[str, int]:
+    """Rows per state, every state present."""
+    found: dict[str, int] = dict(
+        connection.execute(select(_O.c.state, func.count()).group_by(_O.c.state)).tuples().all()
+    )
+    return {state: int(found.get(state, 0)) for state in STATES}
+
+
+def problems(connection: Connection, limit: int) -> list[OutboxRow]:
+    """Failed and parked rows, and pending ones that have failed before, newest first."""
+    rows = connection.execute(
+        select(_O)
+        .where(
+            or_(
+                _O.c.state.in_((FAILED, PARKED)),
+                and_(_O.c.state == PENDING, _O.c.reason.is_not(None)),
+            )
+        )
+        .order_by(_O.c.seq.desc())
+        .limit(limit)
+    ).all()
+    return [_row(row) for row in rows]
+
+
+def upstream_id(connection: Connection, res_type: str, res_id: str) -> str | None:
+    return cast(
+        "str | None",
+        connection.execute(
+            select(_M.c.upstream_id).where(_M.c.res_type == res_type, _M.c.res_id == res_id)
+        ).scalar(),
+    )
+
+
+def map_id(
+    connection: Connection, res_type: str, res_id: str, upstream: str, now: datetime
+) -> None:
+    """Record (or correct) the upstream id of a local resource; two workers may race here."""
+    upsert = sqlite_insert if connection.dialect.name == "sqlite" else postgresql_insert
+    statement = upsert(_M).values(
+        res_type=res_type, res_id=res_id, upstream_id=upstream, updated_at=now
+    )
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=[_M.c.res_type, _M.c.res_id],
+            set_={"upstream_id": upstream, "updated_at": now},
+        )
+    )
+
+
+def mapped_count(connection: Connection) -> int:
+    return int(connection.execute(select(func.count()).select_from(_M)).scalar_one())
+
+
+def id_map(connection: Connection) -> dict[tuple[str, str], str]:
+    """Every mapped id (for status pages and tests)."""
+    rows = connection.execute(select(_M.c.res_type, _M.c.res_id, _M.c.upstream_id)).all()
+    return {(row.res_type, row.res_id): row.upstream_id for row in rows}
