@@ -12,7 +12,7 @@ import os
 from flask import Flask
 
 from server.config import Settings
-from server.http import error_handlers, fhir_api, national
+from server.http import admin, error_handlers, fhir_api, national
 from server.services.context import ServiceContext
 from server.services.tokens import AccessTokens
 from server.storage.db import create_db_engine
@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         context.validation.require_definitions()  # fail at start, not on the first write
     app.extensions["ilp"] = context
     app.register_blueprint(fhir_api.bp)
+    app.register_blueprint(admin.bp)
     if settings.client_secrets:  # national mode: docs/national-mode.md
         national.register(app, AccessTokens.from_settings(settings))
     error_handlers.register(app)

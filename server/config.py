@@ -52,6 +52,7 @@ class Settings:
     sync_facility: str = ""
     sync_persons: str = "lookup"
     sync_batch_size: int = 50
+    sync_bundle_size: int = 1
     sync_max_attempts: int = 12
     sync_timeout: int = 30
     # National mode: this server as the upstream of other nodes
@@ -85,7 +86,13 @@ class Settings:
             raise ConfigError("ILP_SYNC_PERSONS must be lookup or create")
         if self.upstream_url and not self.upstream_organization_id:
             raise ConfigError("ILP_UPSTREAM_URL needs ILP_UPSTREAM_ORGANIZATION_ID")
-        for name in ("sync_batch_size", "sync_max_attempts", "sync_timeout", "token_lifetime"):
+        for name in (
+            "sync_batch_size",
+            "sync_bundle_size",
+            "sync_max_attempts",
+            "sync_timeout",
+            "token_lifetime",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ILP_{name.upper()} must be at least 1")
         if self.national_clients and not self.client_secrets:

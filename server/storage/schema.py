@@ -2,7 +2,7 @@
 
 HAPI-like shape: ``resource`` holds the current version of each resource (one
 primary-key lookup per read), ``resource_version`` every version in a global
-order (``seq``), which is also the change feed the sync outbox will follow.
+order (``seq``); ``sync_outbox`` what ``ilp sync`` must still send upstream.
 Bodies are JSON, stored as JSONB on PostgreSQL.
 """
 

@@ -1,10 +1,11 @@
 """A local resource as the upstream wants it: upstream ids, UTC times, a facility identifier.
 
-Pure functions.  References to local resources are rewritten to the upstream ids the
-caller resolves; one that cannot be resolved yet (a cycle, such as an Encounter whose
-diagnosis names a Condition that names the Encounter) is left out of this send, with the
-smallest part that holds it (the list item, or the top-level element), and reported so the
-worker sends the resource again once the target has an upstream id.
+Pure functions.  References to local resources are rewritten to what the caller resolves
+them to (``Type/{upstream id}``, or the ``urn:uuid`` of an entry in the same Bundle); one
+that cannot be resolved yet (a cycle, such as an Encounter whose diagnosis names a
+Condition that names the Encounter, sent one resource at a time) is left out of this send,
+with the smallest part that holds it (the list item, or the top-level element), and
+reported so the worker sends the resource again once the target has an upstream id.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def upstream_body(
     resolve: Resolve,
     organization_id: str,
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The body to send and the (type, id) references left out because ``resolve`` had none."""
+    """The body to send and the (type, id) references left out because ``resolve`` had none.
+
+    ``resolve(type, id)`` gives the reference to write (``Patient/P0123``, ``urn:uuid:...``).
+    """
     res_type = resource["resourceType"]
     left_out: list[tuple[str, str]] = []
 
@@ -65,7 +69,7 @@ def upstream_body(
                 if found is None:
                     left_out.append(target)
                     return _DROP
-                value = {**value, "reference": f"{target[0]}/{found}"}
+                value = {**value, "reference": found}
             result: dict[str, Any] = {}
             for key, item in value.items():
                 if key == "contained" and top:

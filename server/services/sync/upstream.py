@@ -85,6 +85,15 @@ class Upstream:
     def delete(self, res_type: str, upstream_id: str) -> None:
         self._fhir("DELETE", f"{res_type}/{upstream_id}", None, gone_ok=True)
 
+    def transaction(self, bundle: dict[str, Any]) -> list[dict[str, Any]]:
+        """POST a transaction Bundle; the response entries, in the order of the request's."""
+        reply = self._fhir("POST", "", bundle, {"Prefer": "return=minimal"})
+        answer = _json(reply.body)
+        entries = answer.get("entry", []) if isinstance(answer, dict) else []
+        if len(entries) != len(bundle.get("entry", [])):
+            raise Refused(f"the transaction response has {len(entries)} entries", None)
+        return [entry.get("response", {}) for entry in entries]
+
     def find(self, res_type: str, params: dict[str, str]) -> list[str]:
         """Ids of the ``res_type`` resources a search matches."""
         query = urlencode(params, quote_via=quote, safe="/:|")
@@ -108,7 +117,7 @@ class Upstream:
         *,
         gone_ok: bool = False,
     ) -> Reply:
-        url = f"{self._base}/{path}"
+        url = f"{self._base}/{path}" if path else self._base
         data = orjson.dumps(body) if body is not None else None
         sent = {"Accept": FHIR_JSON, **(headers or {})}
         if data is not None:
@@ -182,11 +191,21 @@ def _token_refused(reply: Reply) -> bool:
     )
 
 
+def location_id(res_type: str, location: str) -> str | None:
+    """The id in ``[base/]Type/id[/_history/n]``."""
+    parts = location.split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) >= 2 and parts[-2] == res_type:
+        return parts[-1]
+    return None
+
+
 def _created_id(res_type: str, reply: Reply) -> str:
     location = reply.headers.get("location") or reply.headers.get("content-location") or ""
-    parts = location.split("/")
-    if res_type in parts and parts.index(res_type) + 1 < len(parts):
-        return parts[parts.index(res_type) + 1]
+    found = location_id(res_type, location)
+    if found:
+        return found
     body = _json(reply.body)
     if isinstance(body, dict) and body.get("resourceType") == res_type and body.get("id"):
         return str(body["id"])
