@@ -17,6 +17,8 @@ ALL_INTERACTIONS = INSTANCE_INTERACTIONS + TYPE_INTERACTIONS
 class ResourceSupport:
     type: str
     interactions: tuple[str, ...] = ALL_INTERACTIONS
+    # forwarded upstream by ``ilp sync``; conformance resources and the local audit trail stay
+    synced: bool = True
 
 
 SUPPORTED: dict[str, ResourceSupport] = {
@@ -36,15 +38,18 @@ SUPPORTED: dict[str, ResourceSupport] = {
         ResourceSupport("MedicationAdministration"),
         ResourceSupport("MedicationDispense"),
         ResourceSupport("QuestionnaireResponse"),
-        ResourceSupport("AuditEvent"),
+        ResourceSupport("AuditEvent", synced=False),
         ResourceSupport("Provenance"),
-        ResourceSupport("Bundle"),
-        ResourceSupport("StructureDefinition"),
-        ResourceSupport("ValueSet"),
-        ResourceSupport("CodeSystem"),
-        ResourceSupport("SearchParameter"),
+        ResourceSupport("Bundle", synced=False),
+        ResourceSupport("StructureDefinition", synced=False),
+        ResourceSupport("ValueSet", synced=False),
+        ResourceSupport("CodeSystem", synced=False),
+        ResourceSupport("SearchParameter", synced=False),
     )
 }
+
+
+SYNCED_TYPES = frozenset(t for t, support in SUPPORTED.items() if support.synced)
 
 
 def supports(resource_type: str, interaction: str) -> bool:

@@ -8,6 +8,7 @@ from functools import cached_property
 from sqlalchemy import Engine
 
 from server.config import Settings
+from server.fhir.registry import SYNCED_TYPES
 from server.fhir.searchparams import SearchParams
 from server.services.resources import WriteOptions
 from server.services.search.definitions import DefinitionCache, Definitions
@@ -29,7 +30,7 @@ class ServiceContext:
             write=write,
             indexer=current.indexer,
             search_params=current.searchable,
-            outbox=self.settings.outbox,
+            outbox_types=SYNCED_TYPES if self.settings.outbox else frozenset(),
         )
 
     def definitions(self) -> Definitions:

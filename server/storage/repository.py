@@ -91,11 +91,16 @@ class ResourceStore(SearchQueries):
     """Queries and writes over one connection, inside the caller's transaction."""
 
     def __init__(
-        self, connection: Connection, indexer: Indexer | None = None, *, outbox: bool = False
+        self,
+        connection: Connection,
+        indexer: Indexer | None = None,
+        *,
+        outbox_types: frozenset[str] = frozenset(),
     ) -> None:
         self._c = connection
         self._indexer = indexer
-        self._outbox = outbox  # queue every version for ``ilp sync`` in the same transaction
+        # versions of these types are queued for ``ilp sync`` in the same transaction
+        self._outbox_types = outbox_types
         self._pending = IndexBatch()
         self._versions: list[dict[str, Any]] = []  # version rows not yet written
 
@@ -117,8 +122,9 @@ class ResourceStore(SearchQueries):
         """Write pending version and index rows; reads of them and the commit call this first."""
         if self._versions:
             self._c.execute(_INSERT_VERSION, self._versions)  # one pipelined executemany
-            if self._outbox:
-                self._c.execute(_INSERT_OUTBOX, [_outbox_row(v) for v in self._versions])
+            queued = [_outbox_row(v) for v in self._versions if v["res_type"] in self._outbox_types]
+            if queued:
+                self._c.execute(_INSERT_OUTBOX, queued)
             self._versions = []
         self._pending.flush(self._c)
 

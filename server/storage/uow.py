@@ -30,14 +30,14 @@ class UnitOfWork:
         write: bool = False,
         indexer: Indexer | None = None,
         search_params: SearchParams | None = None,
-        outbox: bool = False,
+        outbox_types: frozenset[str] = frozenset(),
     ) -> None:
         self._engine = engine
         self._write = write
         self.indexer = indexer
         # what searches may use; a parameter still being reindexed is indexed, not searched
         self.search_params = search_params or (indexer.params if indexer else None)
-        self._outbox = outbox
+        self._outbox_types = outbox_types
         self._connection: Connection | None = None
 
     def __enter__(self) -> UnitOfWork:
@@ -46,7 +46,7 @@ class UnitOfWork:
             connection = connection.execution_options(ilp_write=True)
         connection.begin()
         self._connection = connection
-        self.store = ResourceStore(connection, self.indexer, outbox=self._outbox)
+        self.store = ResourceStore(connection, self.indexer, outbox_types=self._outbox_types)
         return self
 
     def __exit__(

@@ -69,12 +69,11 @@ def send(worker: SyncWorker, claimed: dict[Key, Claimed], size: int, report: Bat
         plan, planned = _Plan(), []
         while waiting and len(plan.entries) < size:
             key = waiting.pop(0)
-            if key in worker.pushed:
-                report.sent += len(claimed[key].seqs)
+            if worker.already_done(key, claimed[key], report):
                 continue
             mark = plan.mark()
             try:
-                _plan(worker, key, plan)
+                _plan(worker, key, plan, uncertain=claimed[key].attempts > 1)
             except (Transient, Refused, Parked) as error:
                 plan.rollback(mark)
                 worker.failed(key, claimed[key], error, report)
@@ -87,8 +86,9 @@ def send(worker: SyncWorker, claimed: dict[Key, Claimed], size: int, report: Bat
         try:
             _send_plan(worker, plan)
         except Transient as error:
-            for key in planned:
-                worker.failed(key, claimed[key], error, report)
+            for key in planned:  # persons looked up while planning are done
+                if not worker.already_done(key, claimed[key], report):
+                    worker.failed(key, claimed[key], error, report)
             continue
         except Refused:
             for key in planned:  # find the culprit: one resource at a time
@@ -98,8 +98,11 @@ def send(worker: SyncWorker, claimed: dict[Key, Claimed], size: int, report: Bat
             report.sent += len(claimed[key].seqs)
 
 
-def _plan(worker: SyncWorker, key: Key, plan: _Plan) -> None:
-    """Add the resource (and what it references, unsent) to the plan, or record it as done."""
+def _plan(worker: SyncWorker, key: Key, plan: _Plan, *, uncertain: bool = False) -> None:
+    """Add the resource (and what it references, unsent) to the plan, or record it as done.
+
+    ``uncertain``: its rows were claimed before, so it may be upstream without an id here.
+    """
     if key in plan.urns or any(entry.key == key for entry in plan.entries):
         return
     res_type, res_id = key
@@ -110,19 +113,25 @@ def _plan(worker: SyncWorker, key: Key, plan: _Plan) -> None:
         return
     if current is None:
         raise Refused(f"{res_type}/{res_id} is referenced but does not exist here")
+    if res_type in PERSONS and worker.lookup_persons:  # never written upstream, deletes included
+        worker.record(key, mapped if mapped or current.deleted else worker.find_person(current))
+        return
+    criteria = worker.natural_key(current)
     if current.deleted:
         if mapped:
             plan.entries.append(_Entry(key, {"method": "DELETE", "url": f"{res_type}/{mapped}"}))
-        elif has_identifier(res_type):  # it may have gone up before a crash: delete by identifier
+        elif uncertain and has_identifier(res_type):  # it may have gone up before a crash
             system = facility_system(res_type, worker.organization)
             url = f"{res_type}?identifier={system}|{res_id}"
             plan.entries.append(_Entry(key, {"method": "DELETE", "url": url}))
         else:
             worker.record(key, None)
         return
-    if res_type in PERSONS and worker.lookup_persons:
-        worker.record(key, mapped or worker.find_person(current))
-        return
+    if mapped is None and uncertain and criteria:  # for upstreams that ignore ifNoneExist
+        found = worker.upstream.find(res_type, {"identifier": criteria})
+        mapped = found[0] if len(found) == 1 else None
+        if mapped:
+            worker.known[key] = mapped
     if mapped is None:
         plan.urns[key] = f"urn:uuid:{uuid.uuid4()}"
     body, _ = upstream_body(
@@ -136,7 +145,6 @@ def _plan(worker: SyncWorker, key: Key, plan: _Plan) -> None:
         plan.entries.append(_Entry(key, request, body, upstream_id=mapped))
         return
     request = {"method": "POST", "url": res_type}
-    criteria = worker.natural_key(current)
     if criteria:
         request["ifNoneExist"] = f"identifier={criteria}"
     plan.entries.append(_Entry(key, request, body, full_url=plan.urns[key]))

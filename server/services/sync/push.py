@@ -25,8 +25,7 @@ from server.services.sync.worker import (
 
 def send(worker: SyncWorker, key: Key, group: Claimed, report: BatchReport) -> None:
     """Send one claimed resource; its rows end sent, postponed, failed or parked."""
-    if key in worker.pushed:  # already sent in this batch as what another one references
-        report.sent += len(group.seqs)
+    if worker.already_done(key, group, report):
         return
     try:
         _push(worker, key, set(), uncertain=group.attempts > 1)
@@ -46,14 +45,14 @@ def _push(worker: SyncWorker, key: Key, visiting: set[Key], *, uncertain: bool) 
         return worker.organization
     if current is None:
         raise Refused(f"{res_type}/{res_id} is referenced but does not exist here")
+    if res_type in PERSONS and worker.lookup_persons:  # never written upstream, deletes included
+        found = mapped if mapped or current.deleted else worker.find_person(current)
+        worker.record(key, found)
+        return None if current.deleted else found
     if current.deleted:
         _delete(worker, key, mapped, uncertain=uncertain)
         worker.record(key, None)
         return None
-    if res_type in PERSONS and worker.lookup_persons:
-        found = mapped or worker.find_person(current)
-        worker.record(key, found)
-        return found
     visiting.add(key)
     try:
         body, left_out = upstream_body(

@@ -185,7 +185,8 @@ def _raise_for(method: str, url: str, reply: Reply) -> None:
 def _token_refused(reply: Reply) -> bool:
     if reply.status == 401:
         return True
-    outcome = _json(reply.body) if reply.status >= 400 else None
+    # SATUSEHAT may say so in an OperationOutcome with any status, 200 included
+    outcome = _json(reply.body) if b"invalid-access-token" in reply.body else None
     return isinstance(outcome, dict) and any(
         issue.get("code") == "invalid-access-token" for issue in outcome.get("issue", [])
     )

@@ -115,6 +115,7 @@ class SyncWorker:
         self._max_attempts = settings.sync_max_attempts
         self.known: dict[Key, str] = {}  # upstream ids
         self.pushed: set[Key] = set()  # sent in this batch
+        self.settled: dict[Key, str] = {}  # failed or parked in this batch, as a dependency
         self._states: dict[Key, State] = {}
         self._records: list[outbox.Sent] = []
 
@@ -155,7 +156,7 @@ class SyncWorker:
             group = claimed.setdefault((row.res_type, row.res_id), Claimed())
             group.seqs.append(row.seq)
             group.attempts = max(group.attempts, row.attempts)
-        self.known, self.pushed, self._states, self._records = {}, set(), {}, []
+        self.known, self.pushed, self.settled, self._states, self._records = {}, set(), {}, {}, []
         self._prefetch(claimed)
         try:
             if self._bundle_size > 1:
@@ -292,11 +293,26 @@ class SyncWorker:
     def settle_dependency(self, key: Key, error: Exception) -> Parked:
         """A referenced resource could not be sent: settle its rows, park what waits on it."""
         if isinstance(error, Parked):
-            self.settle(key, self.state(key).last, outbox.PARKED, str(error), None)
-            return Parked(f"waits for {key[0]}/{key[1]}: {error}")
-        assert isinstance(error, UpstreamError)
-        self.settle(key, self.state(key).last, outbox.FAILED, error.reason, error.detail)
-        return Parked(f"waits for {key[0]}/{key[1]}, which the upstream refused")
+            state, reason, detail = outbox.PARKED, str(error), None
+        else:
+            assert isinstance(error, UpstreamError)
+            state, reason, detail = outbox.FAILED, error.reason, error.detail
+        self.settle(key, self.state(key).last, state, reason, detail)
+        self.settled[key] = state
+        return Parked(f"waits for {key[0]}/{key[1]}: {reason}")
+
+    def already_done(self, key: Key, group: Claimed, report: BatchReport) -> bool:
+        """Sent, failed or parked earlier in this batch as what another resource references."""
+        if key in self.pushed:
+            report.sent += len(group.seqs)
+        elif key in self.settled:
+            if self.settled[key] == outbox.PARKED:
+                report.parked += len(group.seqs)
+            else:
+                report.failed += len(group.seqs)
+        else:
+            return False
+        return True
 
 
 def nik_of(resource: dict[str, Any]) -> str | None:
