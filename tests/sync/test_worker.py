@@ -489,6 +489,22 @@ def test_a_patient_without_nik_is_parked(node):
     assert node.fake.fhir() == []
 
 
+def test_a_visit_by_a_kader_without_nik_waits_for_the_kader(node):
+    """The Encounter needs its participant upstream: it is parked, saying whom it waits for."""
+    known_upstream(node.fake, "Patient", "3201234567890001", "P-UP")
+    node.write(patient())
+    kader = {**practitioner("kader-1"), "identifier": [{"system": "urn:kader", "value": "k1"}]}
+    node.write(kader)
+    node.write(encounter(participant=[{"individual": {"reference": "Practitioner/kader-1"}}]))
+
+    node.drain()
+
+    assert node.states()["Practitioner/kader-1"] == "parked"
+    assert node.states()["Encounter/enc-1"] == "parked"
+    assert "waits for Practitioner/kader-1" in node.problem("Encounter/enc-1")["reason"]
+    assert node.fake.resources("Encounter") == []
+
+
 def test_a_nik_matching_two_patients_upstream_is_parked(node):
     known_upstream(node.fake, "Patient", "3201234567890001", "P1")
     known_upstream(node.fake, "Patient", "3201234567890001", "P2")
