@@ -119,6 +119,50 @@ def latest_seqs(connection: Connection, res_type: str, ids: Sequence[str]) -> di
     return {str(res_id): int(seq) for res_id, seq in rows}
 
 
+# A row no longer claimed by anyone (``_FINISHED``: nor waiting for a time).
+_RELEASED: dict[str, Any] = {"claimed_by": None, "claimed_until": None}
+_FINISHED: dict[str, Any] = {**_RELEASED, "not_before": None}
+
+# Every unfinished row of a resource up to ``k_last`` gets its final state.  ``!= SENT``, not
+# ``IN (...)``: an expanding list cannot go in the executemany of ``record_sent``.
+_SETTLE = (
+    update(_O)
+    .where(
+        _O.c.res_type == bindparam("k_type"),
+        _O.c.res_id == bindparam("k_id"),
+        _O.c.seq <= bindparam("k_last"),
+        _O.c.state != SENT,
+    )
+    .values(
+        state=bindparam("k_state"),
+        reason=bindparam("k_reason"),
+        detail=bindparam("k_detail"),
+        updated_at=bindparam("k_now"),
+        **_FINISHED,
+    )
+)
+
+
+def _settled(
+    res_type: str,
+    res_id: str,
+    last: int,
+    state: str,
+    now: datetime,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "k_type": res_type,
+        "k_id": res_id,
+        "k_last": last,
+        "k_state": state,
+        "k_reason": reason,
+        "k_detail": detail,
+        "k_now": now,
+    }
+
+
 def settle(
     connection: Connection,
     res_type: str,
@@ -131,44 +175,7 @@ def settle(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Give every unfinished row of a resource up to ``up_to_seq`` its final ``state``."""
-    connection.execute(
-        update(_O)
-        .where(
-            _O.c.res_type == res_type,
-            _O.c.res_id == res_id,
-            _O.c.seq <= up_to_seq,
-            _O.c.state.in_((PENDING, PARKED, FAILED)),
-        )
-        .values(
-            state=state,
-            reason=reason,
-            detail=detail,
-            claimed_by=None,
-            claimed_until=None,
-            not_before=None,
-            updated_at=now,
-        )
-    )
-
-
-_SETTLE_SENT = (
-    update(_O)
-    .where(
-        _O.c.res_type == bindparam("k_type"),
-        _O.c.res_id == bindparam("k_id"),
-        _O.c.seq <= bindparam("k_last"),
-        _O.c.state != SENT,  # not IN (...): an expanding list cannot go in an executemany
-    )
-    .values(
-        state=SENT,
-        reason=None,
-        detail=None,
-        claimed_by=None,
-        claimed_until=None,
-        not_before=None,
-        updated_at=bindparam("k_now"),
-    )
-)
+    connection.execute(_SETTLE, _settled(res_type, res_id, up_to_seq, state, now, reason, detail))
 
 
 @dataclass(frozen=True)
@@ -212,10 +219,7 @@ def record_sent(connection: Connection, sent: Sequence[Sent], now: datetime) -> 
             ),
             mapped,
         )
-    connection.execute(
-        _SETTLE_SENT,
-        [{"k_type": s.res_type, "k_id": s.res_id, "k_last": s.last, "k_now": now} for s in sent],
-    )
+    connection.execute(_SETTLE, [_settled(s.res_type, s.res_id, s.last, SENT, now) for s in sent])
     again = [
         {
             "res_type": s.res_type,
@@ -244,14 +248,7 @@ def postpone(
     connection.execute(
         update(_O)
         .where(_O.c.seq.in_(seqs), _O.c.state == PENDING)
-        .values(
-            not_before=not_before,
-            reason=reason,
-            detail=detail,
-            claimed_by=None,
-            claimed_until=None,
-            updated_at=now,
-        )
+        .values(not_before=not_before, reason=reason, detail=detail, updated_at=now, **_RELEASED)
     )
 
 
@@ -266,9 +263,7 @@ def release_dead_claims(connection: Connection, host: str, alive: Callable[[int]
     if not dead:
         return 0
     result = connection.execute(
-        update(_O)
-        .where(_O.c.state == PENDING, _O.c.claimed_by.in_(dead))
-        .values(claimed_by=None, claimed_until=None)
+        update(_O).where(_O.c.state == PENDING, _O.c.claimed_by.in_(dead)).values(**_RELEASED)
     )
     return int(result.rowcount)
 
@@ -279,16 +274,7 @@ def requeue(connection: Connection, now: datetime, seqs: Iterable[int] | None = 
     if seqs is not None:
         condition = and_(condition, _O.c.seq.in_(list(seqs)))
     result = connection.execute(
-        update(_O)
-        .where(condition)
-        .values(
-            state=PENDING,
-            attempts=0,
-            not_before=None,
-            claimed_by=None,
-            claimed_until=None,
-            updated_at=now,
-        )
+        update(_O).where(condition).values(state=PENDING, attempts=0, updated_at=now, **_FINISHED)
     )
     return int(result.rowcount)
 

@@ -17,7 +17,6 @@ from server.services.sync import push
 from server.services.sync.prepare import facility_system, has_identifier, upstream_body
 from server.services.sync.upstream import Refused, Transient, location_id
 from server.services.sync.worker import (
-    PERSONS,
     BatchReport,
     Claimed,
     Key,
@@ -105,17 +104,12 @@ def _plan(worker: SyncWorker, key: Key, plan: _Plan, *, uncertain: bool = False)
     """
     if key in plan.urns or any(entry.key == key for entry in plan.entries):
         return
+    if worker.answered_here(key)[0]:
+        return
     res_type, res_id = key
     state = worker.state(key)
     current, mapped = state.current, state.mapped
-    if key == ("Organization", worker.facility):
-        worker.record(key, worker.organization)
-        return
-    if current is None:
-        raise Refused(f"{res_type}/{res_id} is referenced but does not exist here")
-    if res_type in PERSONS and worker.lookup_persons:  # never written upstream, deletes included
-        worker.record(key, mapped if mapped or current.deleted else worker.find_person(current))
-        return
+    assert current is not None  # answered_here refuses a missing resource
     criteria = worker.natural_key(current)
     if current.deleted:
         if mapped:

@@ -14,7 +14,6 @@ from typing import Any
 from server.services.sync.prepare import facility_system, has_identifier, upstream_body
 from server.services.sync.upstream import Refused, Transient
 from server.services.sync.worker import (
-    PERSONS,
     BatchReport,
     Claimed,
     Key,
@@ -37,18 +36,13 @@ def send(worker: SyncWorker, key: Key, group: Claimed, report: BatchReport) -> N
 
 def _push(worker: SyncWorker, key: Key, visiting: set[Key], *, uncertain: bool) -> str | None:
     """Send the current state of a resource (and first what it references); its upstream id."""
-    res_type, res_id = key
+    done, found = worker.answered_here(key)
+    if done:
+        return found
+    res_type = key[0]
     state = worker.state(key)
     current, mapped = state.current, state.mapped
-    if key == ("Organization", worker.facility):
-        worker.record(key, worker.organization)
-        return worker.organization
-    if current is None:
-        raise Refused(f"{res_type}/{res_id} is referenced but does not exist here")
-    if res_type in PERSONS and worker.lookup_persons:  # never written upstream, deletes included
-        found = mapped if mapped or current.deleted else worker.find_person(current)
-        worker.record(key, found)
-        return None if current.deleted else found
+    assert current is not None  # answered_here refuses a missing resource
     if current.deleted:
         _delete(worker, key, mapped, uncertain=uncertain)
         worker.record(key, None)

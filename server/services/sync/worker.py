@@ -206,6 +206,26 @@ class SyncWorker:
                         lasts.get(res_id, 0), currents.get(res_id), mapped.get(res_id)
                     )
 
+    def answered_here(self, key: Key) -> tuple[bool, str | None]:
+        """Settle what never goes up as a write: (done, upstream id).
+
+        The facility's own Organization is the configured one; Patients and Practitioners
+        looked up by NIK are never written upstream, deletes included.  A resource that does
+        not exist here is refused.
+        """
+        state = self.state(key)
+        current, mapped = state.current, state.mapped
+        if key == ("Organization", self.facility):
+            self.record(key, self.organization)
+            return True, self.organization
+        if current is None:
+            raise Refused(f"{key[0]}/{key[1]} is referenced but does not exist here")
+        if key[0] in PERSONS and self.lookup_persons:
+            found = mapped if mapped or current.deleted else self.find_person(current)
+            self.record(key, found)
+            return True, None if current.deleted else found
+        return False, None
+
     # persons and keys ----------------------------------------------------------------------
 
     def find_person(self, current: StoredResource) -> str:
