@@ -9,6 +9,7 @@ arrays or strings, and codes outside a closed required value set.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from server.errors import Issue
@@ -29,6 +30,9 @@ from server.fhir.models import ValidationError, model_for, validate
 
 MAX_ISSUES = 50
 MAX_ID_LENGTH = 64  # https://hl7.org/fhir/R4/datatypes.html#id
+# https://hl7.org/fhir/R4/datatypes.html#string: no character below U+0020 but tab, CR and LF
+# (PostgreSQL text cannot even hold U+0000).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def check_resource(data: dict[str, Any]) -> list[Issue]:
@@ -160,6 +164,16 @@ def _walk_value(found: Element, value: Any, path: str, issues: list[Issue]) -> N
         )
     elif kind == STRING and not value.strip():
         issues.append(Issue("error", "value", f"{path}: must not be an empty string", (path,)))
+    elif kind == STRING and (control := _CONTROL.search(value)):
+        issues.append(
+            Issue(
+                "error",
+                "value",
+                f"{path}: a FHIR string must not hold control characters other than tab, CR "
+                f"and LF (found U+{ord(control.group()):04X})",
+                (path,),
+            )
+        )
     elif found.fhir_type == "id" and len(value) > MAX_ID_LENGTH:
         issues.append(
             Issue(

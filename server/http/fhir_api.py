@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
-from server.errors import Issue
+from server.errors import InvalidRequest, Issue
 from server.http import negotiation as neg
 from server.http.responses import compress, fhir_response, resource_response, write_response
 from server.services import bundles, resources
@@ -36,6 +36,8 @@ def _negotiate() -> None:
     # Refuse an unacceptable format before doing any work, writes included.
     g.fhir_mimetype = neg.response_mimetype(request)
     g.gzip_min_bytes = ctx().settings.gzip_min_bytes
+    if "\x00" in request.path:  # no id or type holds it, and PostgreSQL text cannot
+        raise InvalidRequest("The URL path must not contain U+0000 (%00)")
 
 
 @bp.get("/metadata")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Request
 
 from server.errors import InvalidRequest, NotAcceptable, UnsupportedMediaType
+from server.fhir.integers import INTEGER_MAX, parse_unsigned
 
 FHIR_JSON = "application/fhir+json"
 JSON_PATCH = "application/json-patch+json"
@@ -73,9 +74,10 @@ def if_match_version(request: Request) -> int | None:
     if header is None:
         return None
     value = header.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    version = parse_unsigned(value, INTEGER_MAX)
+    if version is None:
         raise InvalidRequest(f'If-Match must be an ETag such as W/"3", got {header!r}', "If-Match")
-    return int(value)
+    return version
 
 
 def prefer_return(request: Request) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from server.errors import InvalidRequest, NotFound
+from server.fhir.integers import parse_unsigned
 from server.fhir.references import resource_url
 from server.services.resources import format_instant, require_type
 from server.storage.repository import StoredResource
@@ -64,15 +65,16 @@ def _parse(
     count, since, cursor = default_count, None, None
     for name, value in params:
         if name == "_count":
-            if not value.isdigit() or int(value) == 0:
+            number = parse_unsigned(value)
+            if not number:
                 raise InvalidRequest(f"_count must be a positive integer, got {value!r}", name)
-            count = min(int(value), max_count)
+            count = min(number, max_count)
         elif name == "_since":
             since = _parse_instant(value)
         elif name == "_cursor":
-            if not value.isdigit():
+            cursor = parse_unsigned(value)
+            if cursor is None:
                 raise InvalidRequest(f"_cursor {value!r} is not one this server issued", name)
-            cursor = int(value)
     return count, since, cursor
 
 

@@ -29,6 +29,7 @@ from server.errors import (
     VersionConflict,
 )
 from server.fhir import jsonio
+from server.fhir.integers import INTEGER_MAX, parse_unsigned
 from server.fhir.registry import SUPPORTED, supports
 from server.services.search.execute import active_params, match_ids
 from server.services.search.parse import RESULT_PARAMETERS, parse_search
@@ -87,9 +88,10 @@ def read(uow: UnitOfWork, resource_type: str, res_id: str) -> StoredResource:
 def vread(uow: UnitOfWork, resource_type: str, res_id: str, version_id: str) -> StoredResource:
     """One version; NotFound if absent, Gone if that version is a deletion."""
     require_type(resource_type, "vread")
-    if not version_id.isdigit():
+    version = parse_unsigned(version_id, INTEGER_MAX)
+    if version is None:
         raise NotFound(f"{resource_type}/{res_id} has no version {version_id!r}")
-    stored = uow.store.version(resource_type, res_id, int(version_id))
+    stored = uow.store.version(resource_type, res_id, version)
     if stored is None:
         raise NotFound(f"{resource_type}/{res_id} has no version {version_id}")
     if stored.deleted:
@@ -223,6 +225,10 @@ def patch(
         patched = jsonpatch.JsonPatch(operations).apply(current.content)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
         raise UnprocessableEntity(f"The JSON Patch cannot be applied: {exc}") from None
+    if not isinstance(patched, dict):  # an operation on the root path "" replaced the resource
+        raise UnprocessableEntity(
+            "A patch must leave a resource (a JSON object), not replace it", resource_type
+        )
     if patched.get("resourceType") != resource_type or patched.get("id") != res_id:
         raise UnprocessableEntity("A patch must not change resourceType or id")
     check_structure(patched)

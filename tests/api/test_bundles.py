@@ -473,6 +473,24 @@ def test_if_match_on_put_and_delete(client):
     assert client.get(f"/fhir/Patient/{rid}").status_code == 200
 
 
+def test_if_match_beyond_ascii_digits_or_integer_is_not_a_fault(client):
+    # Found by tests/fuzz: 'W/"²"' passed str.isdigit() and failed in int() (a 500).
+    rid = created_id(post(client, "/fhir/Patient", patient()))
+    superscript = post_bundle(
+        client, bundle("transaction", entry("DELETE", f"Patient/{rid}", ifMatch='W/"\u00b2"'))
+    )
+    assert superscript.status_code == 400
+    assert issue(superscript)["expression"] == ["Bundle.entry[0].request.ifMatch"]
+    huge = post_bundle(
+        client,
+        bundle(
+            "transaction", entry("DELETE", f"Patient/{rid}", ifMatch='W/"99999999999999999999"')
+        ),
+    )
+    assert huge.status_code == 412
+    assert client.get(f"/fhir/Patient/{rid}").status_code == 200
+
+
 def test_if_none_match_on_get_answers_304_and_star_on_put_refuses_existing(client):
     rid = created_id(post(client, "/fhir/Patient", patient()))
     response = post_bundle(

@@ -198,3 +198,37 @@ def test_json_media_type_is_accepted_for_writes(client):
     response = client.post("/fhir/Patient", json=patient())
     assert response.status_code == 201
     assert FHIR_JSON in client.get("/fhir/metadata").content_type
+
+
+def test_version_numbers_beyond_ascii_digits_or_bigint_are_not_faults(client):
+    # Found by tests/fuzz: '²' passed str.isdigit() and failed in int(); a 20-digit version
+    # overflowed the SQL integer parameter.  Both were 500s.
+    rid = created_id(post(client, "/fhir/Patient", patient()))
+    for version in ("%C2%B2", "99999999999999999999", "9" * 5000):
+        assert client.get(f"/fhir/Patient/{rid}/_history/{version}").status_code == 404
+    body = {**patient(), "id": rid}
+    superscript = put(client, f"/fhir/Patient/{rid}", body, **{"If-Match": 'W/"\u00b2"'.encode()})
+    assert superscript.status_code == 400
+    assert superscript.get_json()["issue"][0]["expression"] == ["If-Match"]
+    huge = put(client, f"/fhir/Patient/{rid}", body, **{"If-Match": 'W/"99999999999999999999"'})
+    assert huge.status_code == 412
+    assert client.get(f"/fhir/Patient/{rid}").get_json()["meta"]["versionId"] == "1"
+
+
+def test_control_characters_in_a_string_are_refused_by_name(client):
+    # found by tests/fuzz: PostgreSQL text cannot hold U+0000 (a 500); FHIR strings may hold
+    # no control character but tab, CR and LF
+    for char in ("\u0000", "\u0007"):
+        response = post(client, "/fhir/Patient", patient(family=f"a{char}b"))
+        assert response.status_code == 400
+        issue = response.get_json()["issue"][0]
+        assert issue["expression"] == ["Patient.name[0].family"]
+        assert "control character" in issue["diagnostics"]
+    assert post(client, "/fhir/Patient", patient(family="a\tb")).status_code == 201
+    assert client.get("/fhir/Patient?_summary=count").get_json()["total"] == 1
+
+
+def test_nul_in_an_id_is_refused(client):
+    for method in ("GET", "DELETE", "PUT"):
+        assert client.open("/fhir/Patient/%00", method=method).status_code == 400
+    assert client.get("/fhir/Patient/%00/_history").status_code == 400

@@ -65,3 +65,16 @@ def test_history_since_filters_older_versions(client):
 def test_history_rejects_bad_parameters(client):
     assert client.get("/fhir/_history?_since=yesterday").status_code == 400
     assert client.get("/fhir/_history?_count=abc").status_code == 400
+
+
+def test_history_count_and_cursor_beyond_ascii_digits_or_bigint(client):
+    # Found by tests/fuzz: each of these was a 500 (int('²'), a 5,000-digit int(), an int
+    # too large for the SQL parameter).
+    post(client, "/fhir/Patient", patient())
+    for query, name in [("_count=%C2%B2", "_count"), ("_cursor=%C2%B2", "_cursor")]:
+        response = client.get(f"/fhir/_history?{query}")
+        assert response.status_code == 400, query
+        assert response.get_json()["issue"][0]["expression"] == [name], query
+    assert client.get("/fhir/_history?_count=" + "9" * 5000).status_code == 200
+    page = client.get("/fhir/_history?_cursor=99999999999999999999").get_json()
+    assert len(page["entry"]) == 1

@@ -75,3 +75,17 @@ def test_patch_with_fhir_json_body_is_415(client):
 def test_patch_of_unknown_resource_is_404(client):
     response = _patch(client, "/fhir/Patient/nope", [{"op": "remove", "path": "/name"}])
     assert response.status_code == 404
+
+
+def test_patch_replacing_the_whole_resource_is_422(client):
+    # Found by tests/fuzz: an operation on the root path "" left a list, and the id check
+    # called .get on it (a 500).
+    rid = created_id(post(client, "/fhir/Patient", patient()))
+    for operations in (
+        [{"op": "copy", "from": "/name", "path": ""}],
+        [{"op": "replace", "path": "", "value": []}],
+    ):
+        response = _patch(client, f"/fhir/Patient/{rid}", operations)
+        assert response.status_code == 422
+        assert response.get_json()["issue"][0]["expression"] == ["Patient"]
+    assert client.get(f"/fhir/Patient/{rid}").get_json()["meta"]["versionId"] == "1"

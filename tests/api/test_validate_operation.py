@@ -91,6 +91,26 @@ def test_base_validation_applies_to_every_type(client):
     assert issues_of(response)[0][:2] == ("error", "Practitioner.gender")
 
 
+def test_a_coding_system_of_the_wrong_json_type_is_an_issue_not_a_fault(client):
+    # Found by tests/fuzz: the binding check looked (system, code) up in a set, and a list as
+    # the system is unhashable (a 500).
+    observation = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": ["http://loinc.org"], "code": "29463-7"}]},
+    }
+    encounter = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": {"x": 1}, "code": "AMB"},
+    }
+    for resource, path in ((observation, "Observation.code"), (encounter, "Encounter.class")):
+        response = post(client, f"/fhir/{resource['resourceType']}/$validate", resource)
+        assert response.status_code == 200, response.json
+        expressions = [expression for _, expression, _ in issues_of(response)]
+        assert any(e and e.startswith(path) for e in expressions), issues_of(response)
+
+
 def test_the_profile_parameter(client):
     patient = example("Patient-ilp-patient-example")
     del patient["meta"], patient["name"]

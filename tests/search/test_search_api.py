@@ -114,10 +114,32 @@ def test_malformed_values_name_the_parameter(client):
         ("Patient?_count=-1", "_count"),
         ("Patient?_sort=nonsense", "_sort"),
         ("Patient?gender:missing=maybe", "gender:missing"),
+        # found by tests/fuzz, each a 500: a float overflow, a 10**99999999999 never finishing,
+        # int('²') after str.isdigit() said yes
+        ("Observation?value-quantity=1e999", "value-quantity"),
+        ("Observation?value-quantity=gt0e400", "value-quantity"),
+        ("Encounter?length=1e99999999999", "length"),
+        ("Patient?_count=%C2%B2", "_count"),
     ]:
         response = client.get("/fhir/" + query)
         assert response.status_code == 400, query
         assert response.json["issue"][0]["expression"] == [name], query
+
+
+def test_huge_count_is_capped_not_a_fault(client):
+    # found by tests/fuzz: int() refuses more than 4,300 digits (a 500)
+    response = client.get("/fhir/Patient?_count=" + "9" * 5000)
+    assert response.status_code == 200
+    assert "_count=" in response.get_json()["link"][0]["url"]
+
+
+def test_nul_in_a_search_value_is_refused_by_name(client):
+    # found by tests/fuzz: PostgreSQL text cannot hold U+0000 (a 500)
+    for query in ("Patient?name=%00", "Patient?identifier=a%00b", "Patient?_id=%00"):
+        response = client.get("/fhir/" + query)
+        assert response.status_code == 400, query
+        assert response.get_json()["issue"][0]["expression"][0] in ("name", "identifier", "_id")
+    assert client.delete("/fhir/Patient?name=%00").status_code == 400
 
 
 def test_post_search_equals_get(client):

@@ -83,15 +83,19 @@ def _codes(type_code: str, value: Any) -> list[tuple[str | None, str]]:
     if type_code in ("code", "string", "uri"):
         return [(None, value)] if isinstance(value, str) else []
     if type_code == "Coding" or type_code == "Quantity":
-        code = value.get("code") if isinstance(value, dict) else None
-        return [(value.get("system"), code)] if isinstance(code, str) else []
+        return _coded(value)
     if type_code == "CodeableConcept" and isinstance(value, dict):
-        return [
-            (coding.get("system"), coding["code"])
-            for coding in value.get("coding") or ()
-            if isinstance(coding, dict) and isinstance(coding.get("code"), str)
-        ]
+        codings = value.get("coding")
+        return [pair for c in codings for pair in _coded(c)] if isinstance(codings, list) else []
     return []
+
+
+def _coded(coding: Any) -> list[tuple[str | None, str]]:
+    """(system, code) of a Coding, unless either has the wrong JSON type (reported elsewhere)."""
+    if not isinstance(coding, dict):
+        return []
+    system, code = coding.get("system"), coding.get("code")
+    return [(system, code)] if isinstance(code, str) and isinstance(system, str | None) else []
 
 
 def coding_systems(run: Run, terminology: Terminology, item: Item, full: bool) -> None:

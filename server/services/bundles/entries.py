@@ -25,6 +25,7 @@ from server.errors import (
     NotSupported,
     PayloadTooLarge,
 )
+from server.fhir.integers import INTEGER_MAX, parse_unsigned
 from server.fhir.structure import check_resource
 from server.services.resources import require_type
 from server.services.validation import parse_json
@@ -226,6 +227,8 @@ def _read_url(entry: Entry, base: str) -> None:
             f"request.url {entry.url!r} is not on this server; use a URL relative to {base}"
         )
     path, _, query = url.lstrip("/").partition("?")
+    if "\x00" in path:  # no id or type holds it, and PostgreSQL text cannot
+        raise InvalidRequest(f"request.url {entry.url!r} must not contain U+0000")
     segments = path.split("/") if path else []
     if any(s.startswith("$") for s in segments):
         raise NotSupported(f"Operations ({entry.url}) are not supported in Bundles")
@@ -257,12 +260,13 @@ def _read_conditions(entry: Entry, request: dict[str, Any]) -> None:
     if_match = request.get("ifMatch")
     if isinstance(if_match, str):
         value = if_match.strip().removeprefix("W/").strip('"')
-        if not value.isdigit():
+        version = parse_unsigned(value, INTEGER_MAX)
+        if version is None:
             raise InvalidRequest(
                 f'ifMatch must be an ETag such as W/"3", got {if_match!r}',
                 f"{entry.path}.request.ifMatch",
             )
-        entry.if_match = int(value)
+        entry.if_match = version
     entry.if_none_match = request.get("ifNoneMatch")
     entry.if_none_exist = request.get("ifNoneExist") if entry.method == "POST" else None
     since = request.get("ifModifiedSince")

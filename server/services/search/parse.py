@@ -8,13 +8,16 @@ See https://hl7.org/fhir/R4/search.html.
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from server.errors import InvalidRequest, NotSupported
 from server.fhir.dates import DateFormatError, date_range
+from server.fhir.integers import parse_unsigned
 from server.fhir.references import parse_reference
 from server.fhir.searchparams import SearchParam, SearchParams
 from server.fhir.text import cut, normalize
@@ -43,6 +46,7 @@ FORMAT_PARAMETERS = frozenset({"_format", "_pretty"})
 SUMMARY_VALUES = ("true", "text", "data", "count", "false")
 TOTAL_VALUES = ("none", "estimate", "accurate")
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+_MAX_EXPONENT_DIGITS = 4
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _MODIFIERS = {
     "token": {"text", "not", "in", "not-in", "missing"},
@@ -105,6 +109,8 @@ def parse_search(
         if name in FORMAT_PARAMETERS:
             continue
         try:
+            if "\x00" in name or "\x00" in value:  # no stored text can hold it (PostgreSQL)
+                raise InvalidRequest(f"{name}: a search value must not contain U+0000", name)
             if name == "_sort":
                 sort = parser.sort(resource_type, value)
             elif name.startswith("_") and name.split(":")[0] in _RESULT_OPTIONS:
@@ -153,9 +159,10 @@ def _merge_date_bounds(conditions: list[Condition]) -> tuple[Condition, ...]:
 
 
 def _count(_p: _Parser, _t: str, name: str, value: str, options: dict[str, Any]) -> None:
-    if not value.isdigit():
+    count = parse_unsigned(value)
+    if count is None:
         raise InvalidRequest(f"_count must be a non-negative integer, got {value!r}", name)
-    options["count"] = int(value)
+    options["count"] = count
 
 
 def _cursor(_p: _Parser, _t: str, _name: str, value: str, options: dict[str, Any]) -> None:
@@ -338,7 +345,10 @@ class _Parser:
         number, _, unit = rest.partition("|")
         if not _NUMBER.fullmatch(number):
             raise InvalidRequest(f"{name}: {number!r} is not a number", name)
-        lower, upper = _implied_range(number)
+        bounds = _implied_range(number)
+        if bounds is None:
+            raise InvalidRequest(f"{name}: {number!r} is out of range", name)
+        lower, upper = bounds
         test = RangeTest(prefix, lower, upper, float(number))
         if kind != "quantity" or not unit:
             return test
@@ -419,14 +429,22 @@ def _prefix(value: str) -> tuple[str, str]:
     return "eq", value
 
 
-def _implied_range(number: str) -> tuple[float, float]:
-    """The interval a number stands for at its precision: ``100`` is [99.5, 100.5)."""
-    mantissa = number.lower().split("e")[0]
-    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    exponent = int(number.lower().split("e")[1]) if "e" in number.lower() else 0
-    half = 0.5 * 10 ** (exponent - decimals)
+def _implied_range(number: str) -> tuple[float, float] | None:
+    """The interval a number stands for at its precision: ``100`` is [99.5, 100.5).
+
+    None when the number (or its precision, ``0e400``) is beyond a float: a huge exponent is
+    never raised to a power (``1e999999999`` would take the worker minutes).
+    """
+    mantissa, _, exponent = number.lower().partition("e")
+    if len(exponent.lstrip("+-0")) > _MAX_EXPONENT_DIGITS:
+        return None
+    step = (int(exponent) if exponent else 0) - len(mantissa.partition(".")[2])
+    if step > sys.float_info.max_10_exp:
+        return None
+    half = 0.5 * 10.0**step  # 0.0 for a very negative step, never an error
     value = float(number)
-    return value - half, value + half
+    lower, upper = value - half, value + half
+    return (lower, upper) if math.isfinite(lower) and math.isfinite(upper) else None
 
 
 def split_values(value: str) -> list[str]:
