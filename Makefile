@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 FHIR_PACKAGE := .cache/fhir/hl7.fhir.r4.examples-4.0.1/package/package.json
+# A first look needs no token: `make run` serves without authentication (loopback only, with a
+# loud warning) unless ILP_AUTH is set in the environment (docs/security.md).
+ILP_AUTH ?= off
 
 .PHONY: install run test lint fhir-package bench clean
 
@@ -23,7 +26,7 @@ run: install fhir-package
 	$(BIN)/ilp db upgrade
 	$(BIN)/ilp profiles load
 	$(BIN)/ilp demo load
-	$(BIN)/ilp serve
+	ILP_AUTH=$(ILP_AUTH) $(BIN)/ilp serve
 
 test: install fhir-package
 	$(BIN)/ruff check .

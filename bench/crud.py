@@ -149,6 +149,8 @@ class Server:
         base_url = f"http://{self.bind}/fhir"
         self.env = dict(os.environ, ILP_DATABASE_URL=url, ILP_BASE_URL=base_url)
         self.env["ILP_LOG_LEVEL"] = "WARNING"
+        self.env.setdefault("ILP_AUTH", "off")  # bench/load.py measures with tokens
+        self.env.setdefault("ILP_RATE_LIMIT", "0")
         # The synthetic payloads are not ILP data; bench/validate.py measures profile checks.
         self.env.setdefault("ILP_ENFORCE_PROFILES", "")
 

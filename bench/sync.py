@@ -129,6 +129,7 @@ class Puskesmas:
 def _env(database_url: str, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ILP_")}
     env.update(ILP_DATABASE_URL=database_url, ILP_LOG_LEVEL="WARNING")
+    env.update(ILP_AUTH="off", ILP_RATE_LIMIT="0")  # /fhir-r4/v1 still needs tokens
     env.update({f"ILP_{name.upper()}": value for name, value in settings.items()})
     return env
 

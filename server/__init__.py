@@ -12,10 +12,12 @@ import os
 from flask import Flask
 
 from server.config import Settings
-from server.http import admin, error_handlers, fhir_api, national
+from server.http import admin, auth, error_handlers, fhir_api, national
+from server.services.clients import ClientDirectory
 from server.services.context import ServiceContext
-from server.services.tokens import AccessTokens
 from server.storage.db import create_db_engine
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -28,9 +30,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     if context.validation.on_write:
         context.validation.require_definitions()  # fail at start, not on the first write
     app.extensions["ilp"] = context
+    if not settings.auth:
+        logger.warning("ILP_AUTH is off: requests are not authenticated (docs/security.md)")
+    directory = ClientDirectory(context.engine, settings.client_secrets)
+    auth.register(app, auth.Authority(directory, settings))
     app.register_blueprint(fhir_api.bp)
     app.register_blueprint(admin.bp)
     if settings.client_secrets:  # national mode: docs/national-mode.md
-        national.register(app, AccessTokens.from_settings(settings))
+        national.register(app)
     error_handlers.register(app)
     return app

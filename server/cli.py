@@ -3,7 +3,8 @@
 ``ilp db upgrade`` · ``ilp profiles load [DIR]`` · ``ilp profiles snapshot [DIR]``
 · ``ilp validate FILE...`` · ``ilp package fetch`` · ``ilp demo load`` · ``ilp reindex``
 · ``ilp import FILE [--format NAME]`` (``server/import_command.py``)
-· ``ilp sync run|once|status|retry`` (``server/sync_command.py``) · ``ilp serve``
+· ``ilp sync run|once|status|retry`` (``server/sync_command.py``)
+· ``ilp clients add|list|revoke`` (``server/clients_command.py``) · ``ilp serve``
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from server import import_command, sync_command
+from server import clients_command, import_command, sync_command
 from server.config import ConfigError, Settings
 from server.demo.district import DEFAULT_SEED, PRESETS
 from server.errors import FhirError
@@ -139,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
 
     import_command.add_parser(commands, _positive)
     sync_command.add_parser(commands)
+    clients_command.add_parser(commands)
 
     serve = commands.add_parser("serve", help="serve the API with gunicorn")
     serve.set_defaults(handler=_serve)
@@ -340,7 +342,16 @@ def _positive(text: str) -> int:
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
-    bind = f"{settings.host}:{settings.port}"
+    host = settings.host
+    if not settings.auth:
+        # Without authentication anyone who reaches the port reads and writes health records.
+        logger.warning(
+            "!!! ILP_AUTH is off: every request is trusted, no token asked, nothing audited. "
+            "Serving on loopback (127.0.0.1) only. Never run a real facility like this; "
+            "see docs/security.md !!!"
+        )
+        host = "127.0.0.1"
+    bind = f"{host}:{settings.port}"
     command = [
         sys.executable,
         "-m",

@@ -58,6 +58,11 @@ class Settings:
     # National mode: this server as the upstream of other nodes
     national_clients: str = ""
     token_lifetime: int = 14399
+    # Security: docs/security.md
+    auth: bool = True
+    audit: bool = True
+    rate_limit: int = 1200
+    rate_burst: int = 200
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -92,9 +97,12 @@ class Settings:
             "sync_max_attempts",
             "sync_timeout",
             "token_lifetime",
+            "rate_burst",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ILP_{name.upper()} must be at least 1")
+        if self.rate_limit < 0:
+            raise ConfigError("ILP_RATE_LIMIT must be 0 (off) or a number of requests a minute")
         if self.national_clients and not self.client_secrets:
             raise ConfigError("ILP_NATIONAL_CLIENTS must list id:secret pairs separated by commas")
         unknown = sorted(self.enforced_types - SUPPORTED.keys())
@@ -123,9 +131,9 @@ class Settings:
 
 def _to_bool(raw: str) -> bool:
     lowered = raw.strip().lower()
-    if lowered in ("true", "1"):
+    if lowered in ("true", "1", "on", "yes"):
         return True
-    if lowered in ("false", "0"):
+    if lowered in ("false", "0", "off", "no"):
         return False
     raise ValueError(raw)
 
@@ -133,7 +141,7 @@ def _to_bool(raw: str) -> bool:
 _CASTS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "str": ("a string", str),
     "int": ("an integer", int),
-    "bool": ("one of true, false, 1, 0", _to_bool),
+    "bool": ("one of true, false, on, off, 1, 0", _to_bool),
 }
 
 

@@ -91,9 +91,15 @@ class NotSupported(FhirError):
 
 
 class Unauthorized(FhirError):
-    """No valid access token where one is required (national mode's /fhir-r4/v1)."""
+    """No valid access token where one is required (ILP_AUTH, national mode's /fhir-r4/v1)."""
 
     status, issue_code = 401, "login"
+
+
+class Forbidden(FhirError):
+    """A valid client without the scope, or outside the facilities it is bound to."""
+
+    status, issue_code = 403, "forbidden"
 
 
 class NotFound(FhirError):
@@ -138,3 +144,9 @@ class PayloadTooLarge(FhirError):
 
 class UnsupportedMediaType(FhirError):
     status, issue_code = 415, "not-supported"
+
+
+class TooManyRequests(FhirError):
+    """A client over its rate limit; ``Retry-After`` says when to come back."""
+
+    status, issue_code = 429, "throttled"

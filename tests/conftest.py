@@ -97,9 +97,14 @@ def db_url(request, tmp_path):
 NO_PROFILE_ENFORCEMENT = {"enforce_profiles": "", "enforce_claimed_profiles": False}
 
 
+# Authentication, the audit trail and rate limits have their own tests (tests/security); the
+# rest of the suite talks to the API as a trusted local caller does with ILP_AUTH=off.
+NO_SECURITY = {"auth": False, "rate_limit": 0}
+
+
 @pytest.fixture
 def settings(db_url):
-    return Settings(database_url=db_url, base_url=BASE_URL, **NO_PROFILE_ENFORCEMENT)
+    return Settings(database_url=db_url, base_url=BASE_URL, **NO_PROFILE_ENFORCEMENT, **NO_SECURITY)
 
 
 @pytest.fixture

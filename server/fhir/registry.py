@@ -11,6 +11,8 @@ from dataclasses import dataclass
 INSTANCE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance")
 TYPE_INTERACTIONS = ("create", "search-type", "history-type")
 ALL_INTERACTIONS = INSTANCE_INTERACTIONS + TYPE_INTERACTIONS
+# the audit trail is written by the server alone (services/audit.py) and never changed
+READ_ONLY = ("read", "vread", "history-instance", "search-type", "history-type")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ SUPPORTED: dict[str, ResourceSupport] = {
         ResourceSupport("MedicationAdministration"),
         ResourceSupport("MedicationDispense"),
         ResourceSupport("QuestionnaireResponse"),
-        ResourceSupport("AuditEvent", synced=False),
+        ResourceSupport("AuditEvent", READ_ONLY, synced=False),
         ResourceSupport("Provenance"),
         ResourceSupport("Bundle", synced=False),
         ResourceSupport("StructureDefinition", synced=False),

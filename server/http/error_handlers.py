@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from server.errors import FhirError, Issue, operation_outcome
 from server.fhir import jsonio
+from server.services import audit
+from server.services.access import Caller
+from server.services.context import ServiceContext
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +45,24 @@ def _outcome_response(
 
 def _fhir_error(error: FhirError) -> Response:
     logger.info("%s %s: %s", error.status, type(error).__name__, error)
+    if error.status in (401, 403):
+        _audit_refusal(error)
     return _outcome_response(error.status, error.issues, error.headers)
+
+
+def _audit_refusal(error: FhirError) -> None:
+    """An AuditEvent for a refused request, in a transaction of its own (services/audit.py)."""
+    context: ServiceContext = current_app.extensions["ilp"]
+    if not (context.settings.auth and context.settings.audit):
+        return
+    caller = g.get("caller")
+    if not isinstance(caller, Caller) or caller.client_id is None:
+        caller = Caller(None, {}, None, request.remote_addr, audited=True)
+    try:
+        with context.unit_of_work(write=True) as uow:
+            audit.refused(uow, caller, error.status, str(error), f"{request.method} {request.path}")
+    except Exception:  # the client still gets its 401/403; the operator gets the log
+        logger.exception("could not store the AuditEvent of a refused request")
 
 
 def _http_error(error: HTTPException) -> Response:

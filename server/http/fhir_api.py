@@ -27,8 +27,10 @@ bp.after_request(compress)
 
 
 def ctx() -> ServiceContext:
+    """The services, acting for the request's caller (``http/auth.py``)."""
     context: ServiceContext = current_app.extensions["ilp"]
-    return context
+    caller = g.get("caller")
+    return context.for_caller(caller) if caller is not None else context
 
 
 @bp.before_request

@@ -14,6 +14,9 @@ from urllib.parse import urlencode
 from server.errors import InvalidRequest, NotFound
 from server.fhir.integers import parse_unsigned
 from server.fhir.references import resource_url
+from server.fhir.registry import SUPPORTED
+from server.services import facilities
+from server.services.facilities import SHARED_TYPES, caller_of
 from server.services.resources import format_instant, require_type
 from server.storage.repository import StoredResource
 from server.storage.uow import UnitOfWork
@@ -35,11 +38,33 @@ def history(
     if resource_type is not None:
         require_type(resource_type, "history-instance" if res_id else "history-type")
     count, since, cursor = _parse(params, default_count, max_count)
+    caller = caller_of(uow)
+    if resource_type and res_id:
+        caller.require(resource_type, "r")
+        current = uow.store.current(resource_type, res_id)
+        if current is None:
+            raise NotFound(f"{resource_type}/{res_id} is not known")
+        facilities.check_read(uow, current)
+        binding, types = None, None  # the instance's whole history, once it may be read
+    elif resource_type:
+        caller.require(resource_type, "s")
+        binding = None if resource_type in SHARED_TYPES else caller.binding
+        types = None
+    else:  # the system's history: the types the caller may search, of its facilities
+        binding = caller.binding
+        allowed = [t for t in SUPPORTED if caller.allows(t, "s")]
+        if binding is not None:  # shared types are not facility-bound; left out here
+            allowed = [t for t in allowed if t not in SHARED_TYPES]
+        types = None if len(allowed) == len(SUPPORTED) else allowed
     versions = uow.store.history(
-        resource_type, res_id, since=since, before_seq=cursor, limit=count + 1
+        resource_type,
+        res_id,
+        since=since,
+        before_seq=cursor,
+        limit=count + 1,
+        binding=binding,
+        types=types,
     )
-    if resource_type and res_id and not versions and not uow.store.current(resource_type, res_id):
-        raise NotFound(f"{resource_type}/{res_id} is not known")
     page, more = versions[:count], len(versions) > count
     path = "/".join(p for p in (base, resource_type, res_id, "_history") if p)
     kept = [(k, v) for k, v in params if k in ("_count", "_since")]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,24 +27,18 @@ from server.errors import (
     UnprocessableEntity,
     VersionConflict,
 )
-from server.fhir import jsonio
 from server.fhir.integers import INTEGER_MAX, parse_unsigned
 from server.fhir.registry import SUPPORTED, supports
+from server.services import audit, facilities
+from server.services.facilities import caller_of
 from server.services.search.execute import active_params, match_ids
 from server.services.search.parse import RESULT_PARAMETERS, parse_search
 from server.services.validation import check_structure
+from server.services.versions import format_instant as format_instant  # re-exported
+from server.services.versions import new_version, now
 from server.storage.repository import DuplicateResource, NewVersion, StaleVersion
 from server.storage.repository import StoredResource as StoredResource  # re-exported for HTTP
 from server.storage.uow import UnitOfWork
-
-# The reference element that ties a resource to the Organization it belongs to.
-_SCOPE_ELEMENT = {
-    "Encounter": "serviceProvider",
-    "EpisodeOfCare": "managingOrganization",
-    "Location": "managingOrganization",
-    "Patient": "managingOrganization",
-    "PractitionerRole": "organization",
-}
 
 
 @dataclass(frozen=True)
@@ -77,9 +70,11 @@ def require_type(resource_type: str, interaction: str) -> None:
 def read(uow: UnitOfWork, resource_type: str, res_id: str) -> StoredResource:
     """The current version; NotFound if it never existed, Gone if deleted."""
     require_type(resource_type, "read")
+    caller_of(uow).require(resource_type, "r")
     stored = uow.store.current(resource_type, res_id)
     if stored is None:
         raise NotFound(f"{resource_type}/{res_id} is not known")
+    facilities.check_read(uow, stored)
     if stored.deleted:
         raise Gone(f"{resource_type}/{res_id} was deleted", headers=_etag_headers(stored))
     return stored
@@ -88,12 +83,16 @@ def read(uow: UnitOfWork, resource_type: str, res_id: str) -> StoredResource:
 def vread(uow: UnitOfWork, resource_type: str, res_id: str, version_id: str) -> StoredResource:
     """One version; NotFound if absent, Gone if that version is a deletion."""
     require_type(resource_type, "vread")
+    caller_of(uow).require(resource_type, "r")
     version = parse_unsigned(version_id, INTEGER_MAX)
     if version is None:
         raise NotFound(f"{resource_type}/{res_id} has no version {version_id!r}")
     stored = uow.store.version(resource_type, res_id, version)
     if stored is None:
         raise NotFound(f"{resource_type}/{res_id} has no version {version_id}")
+    current = uow.store.current(resource_type, res_id)
+    if current is not None:  # who may see it now may see its past
+        facilities.check_read(uow, current)
     if stored.deleted:
         raise Gone(f"Version {version_id} of {resource_type}/{res_id} is a deletion")
     return stored
@@ -114,6 +113,7 @@ def create(
     id to assign, when the caller (a transaction) had to know it before the write.
     """
     require_type(resource_type, "create")
+    caller_of(uow).require(resource_type, "c")
     if if_none_exist:
         found = matching_ids(uow, resource_type, _query_pairs(if_none_exist))
         if len(found) > 1:
@@ -148,6 +148,7 @@ def update(
             f"{resource_type}.id",
         )
     current = uow.store.current(resource_type, res_id, for_update=True)
+    caller_of(uow).require(resource_type, "u" if current is not None else "c")
     if current is None:
         if if_match is not None:
             raise PreconditionFailed(f"{resource_type}/{res_id} does not exist; If-Match failed")
@@ -214,6 +215,7 @@ def patch(
     profile check) raises for the patched resource, whose warnings the result carries.
     """
     require_type(resource_type, "patch")
+    caller_of(uow).require(resource_type, "u")
     if not isinstance(operations, list):
         raise InvalidRequest("A JSON Patch document must be a JSON array of operations")
     current = read(uow, resource_type, res_id)
@@ -243,16 +245,26 @@ def delete(uow: UnitOfWork, resource_type: str, res_id: str) -> StoredResource |
     Deleting something absent or already deleted changes nothing (returns None).
     """
     require_type(resource_type, "delete")
+    caller_of(uow).require(resource_type, "d")
     current = uow.store.current(resource_type, res_id, for_update=True)
     if current is None or current.deleted:
         return None
+    facilities.check_delete(uow, current)
     tombstone = NewVersion(
-        resource_type, res_id, current.version_id + 1, _now(), "DELETE", None, None
+        resource_type,
+        res_id,
+        current.version_id + 1,
+        now(),
+        "DELETE",
+        None,
+        None,
+        current.org_scope,
     )
     try:
         uow.store.replace(tombstone, current.version_id)
     except StaleVersion:
         raise VersionConflict(f"{resource_type}/{res_id} was changed concurrently") from None
+    audit.wrote(uow, "D", resource_type, res_id, tombstone.version_id)
     return StoredResource(
         resource_type, res_id, tombstone.version_id, tombstone.last_updated, True, None, "DELETE"
     )
@@ -281,7 +293,7 @@ def matching_ids(
     # Two writers checking the same condition take turns, so neither misses the other's
     # resource (SQLite serialises writers already; PostgreSQL needs the lock).
     uow.lock(f"{resource_type}?{sorted(criteria)}")
-    return match_ids(uow, request.query)
+    return match_ids(uow, facilities.scoped_query(uow, request.query))
 
 
 def _query_pairs(query: str) -> list[tuple[str, str]]:
@@ -291,18 +303,22 @@ def _query_pairs(query: str) -> list[tuple[str, str]]:
 def _write_new(
     uow: UnitOfWork, resource_type: str, res_id: str, resource: dict[str, Any], method: str
 ) -> WriteResult:
-    new = _new_version(resource_type, res_id, 1, resource, method)
+    scope = facilities.owner_for_write(uow, resource_type, res_id, resource, None)
+    new = new_version(resource_type, res_id, 1, resource, method, scope)
     try:
         uow.store.insert(new)
     except DuplicateResource:
         raise VersionConflict(f"{resource_type}/{res_id} was created concurrently") from None
+    audit.wrote(uow, "C", resource_type, res_id, 1)
     return WriteResult(_stored(new), created=True)
 
 
 def _write_next(
     uow: UnitOfWork, current: StoredResource, resource: dict[str, Any], method: str
 ) -> WriteResult:
-    new = _new_version(current.res_type, current.res_id, current.version_id + 1, resource, method)
+    scope = facilities.owner_for_write(uow, current.res_type, current.res_id, resource, current)
+    version = current.version_id + 1
+    new = new_version(current.res_type, current.res_id, version, resource, method, scope)
     if not current.deleted and new.content_hash == current.content_hash:
         return WriteResult(current, created=False, changed=False)
     try:
@@ -311,46 +327,8 @@ def _write_next(
         raise VersionConflict(
             f"{current.res_type}/{current.res_id} was changed concurrently; read it and retry"
         ) from None
+    audit.wrote(uow, "C" if current.deleted else "U", current.res_type, current.res_id, version)
     return WriteResult(_stored(new), created=current.deleted)
-
-
-def _new_version(
-    resource_type: str, res_id: str, version_id: int, resource: dict[str, Any], method: str
-) -> NewVersion:
-    now = _now()
-    body = {**resource, "id": res_id}
-    content_hash = jsonio.content_hash(body)
-    meta = dict(body.get("meta") or {})
-    meta["versionId"] = str(version_id)
-    meta["lastUpdated"] = format_instant(now)
-    body["meta"] = meta
-    body = _resource_type_first(body)
-    return NewVersion(
-        resource_type,
-        res_id,
-        version_id,
-        now,
-        method,
-        body,
-        content_hash,
-        _org_scope(resource_type, res_id, body),
-    )
-
-
-def _resource_type_first(body: dict[str, Any]) -> dict[str, Any]:
-    ordered = {"resourceType": body["resourceType"], "id": body["id"], "meta": body["meta"]}
-    ordered.update(body)
-    return ordered
-
-
-def _org_scope(resource_type: str, res_id: str, body: dict[str, Any]) -> str | None:
-    if resource_type == "Organization":
-        return res_id
-    reference = body.get(_SCOPE_ELEMENT.get(resource_type, ""))
-    target = reference.get("reference") if isinstance(reference, dict) else None
-    if isinstance(target, str) and target.startswith("Organization/"):
-        return target.removeprefix("Organization/")[:64]
-    return None
 
 
 def _stored(new: NewVersion) -> StoredResource:
@@ -367,13 +345,3 @@ def _stored(new: NewVersion) -> StoredResource:
 
 def _etag_headers(stored: StoredResource) -> dict[str, str]:
     return {"ETag": f'W/"{stored.version_id}"'}
-
-
-def _now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def format_instant(moment: datetime) -> str:
-    """A FHIR instant in UTC with milliseconds: 2026-11-23T09:25:00.123Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -1,10 +1,11 @@
-"""Access tokens of national mode: issued to OAuth2 clients, checked on every /fhir-r4/v1 request.
+"""Access tokens: issued to OAuth2 clients that prove their secret, checked on every request.
 
 A token is ``<payload>.<signature>``: the payload (client id, expiry in epoch seconds, a random
-nonce) as JSON in unpadded urlsafe base64, signed with HMAC-SHA256.  Nothing is stored, so every
-gunicorn worker (and every node configured with the same clients) accepts every other's tokens.
-Each client's signing key is derived from its id and secret: rotating a secret invalidates the
-tokens issued under the old one, and only that client's.  See docs/national-mode.md.
+nonce, the granted scopes) as JSON in unpadded urlsafe base64, signed with HMAC-SHA256.  Nothing
+is stored, so every gunicorn worker (and every node knowing the same clients) accepts every
+other's tokens.  Each client's signing key is derived from its id and secret (or the secret's
+stored hash): rotating a secret invalidates the tokens issued under the old one, and only that
+client's; a revoked client has no key.  See docs/security.md and docs/national-mode.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from server.config import Settings
 
@@ -34,6 +36,39 @@ class AccessToken:
     client_id: str
     issued_at: float  # epoch seconds
     expires_in: int  # seconds
+    scope: str = ""
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a genuine, unexpired token says."""
+
+    client_id: str
+    scope: str
+
+
+class ClientKeys(Protocol):
+    """Where clients' secrets are checked and their signing keys found."""
+
+    def authenticate(self, client_id: str, secret: str) -> bool: ...
+
+    def signing_key(self, client_id: str) -> bytes | None: ...
+
+
+class StaticClients:
+    """Clients listed in configuration (ILP_NATIONAL_CLIENTS): ``{id: secret}``."""
+
+    def __init__(self, clients: Mapping[str, str]) -> None:
+        # Digests, so the comparison takes the same time whatever the secrets' lengths.
+        self._secret_digests = {cid: _digest(secret) for cid, secret in clients.items()}
+        self._keys = {cid: signing_key(cid, secret) for cid, secret in clients.items()}
+
+    def authenticate(self, client_id: str, secret: str) -> bool:
+        expected = self._secret_digests.get(client_id, _NO_SECRET)
+        return hmac.compare_digest(_digest(secret), expected) and client_id in self._keys
+
+    def signing_key(self, client_id: str) -> bytes | None:
+        return self._keys.get(client_id)
 
 
 class AccessTokens:
@@ -41,13 +76,11 @@ class AccessTokens:
 
     def __init__(
         self,
-        clients: Mapping[str, str],
+        clients: Mapping[str, str] | ClientKeys,
         lifetime: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        # Digests, so the comparison takes the same time whatever the secrets' lengths.
-        self._secret_digests = {cid: _digest(secret) for cid, secret in clients.items()}
-        self._keys = {cid: _signing_key(cid, secret) for cid, secret in clients.items()}
+        self._clients = StaticClients(clients) if isinstance(clients, Mapping) else clients
         self._lifetime = lifetime
         self._clock = clock
 
@@ -55,52 +88,65 @@ class AccessTokens:
     def from_settings(cls, settings: Settings) -> AccessTokens:
         return cls(settings.client_secrets, settings.token_lifetime)
 
-    def issue(self, client_id: str, client_secret: str) -> AccessToken | None:
+    def issue(self, client_id: str, client_secret: str, scope: str = "") -> AccessToken | None:
         """A fresh token for a client whose secret matches; None for anything else."""
-        expected = self._secret_digests.get(client_id, _NO_SECRET)
-        matches = hmac.compare_digest(_digest(client_secret), expected)
-        if not matches or client_id not in self._keys:
+        if not self._clients.authenticate(client_id, client_secret):
+            return None
+        key = self._clients.signing_key(client_id)
+        if key is None:
             return None
         now = self._clock()
         expiry = int(now) + self._lifetime
-        claims = [client_id, expiry, secrets.token_urlsafe(NONCE_BYTES)]
+        claims = [client_id, expiry, secrets.token_urlsafe(NONCE_BYTES), scope]
         payload = _encode(json.dumps(claims, separators=(",", ":")).encode())
-        signature = _sign(self._keys[client_id], payload)
-        return AccessToken(f"{payload}.{signature}", client_id, now, self._lifetime)
+        signature = _sign(key, payload)
+        return AccessToken(f"{payload}.{signature}", client_id, now, self._lifetime, scope)
 
     def verify(self, token: str) -> str | None:
         """The client id of a genuine, unexpired token; None when malformed, forged or expired."""
+        claims = self.claims(token)
+        return claims.client_id if claims is not None else None
+
+    def claims(
+        self, token: str, signing_key: Callable[[str], bytes | None] | None = None
+    ) -> Claims | None:
+        """The claims of a genuine, unexpired token; None when malformed, forged or expired.
+
+        ``signing_key`` overrides the clients' lookup (to read a client's row only once).
+        """
         if len(token) > MAX_TOKEN_CHARS or not token.isascii() or token.count(".") != 1:
             return None
         payload, signature = token.split(".")
         claims = _claims(payload)
         if claims is None:
             return None
-        client_id, expiry = claims
-        key = self._keys.get(client_id)
+        client_id, expiry, scope = claims
+        key = (signing_key or self._clients.signing_key)(client_id)
         if key is None or not hmac.compare_digest(_sign(key, payload), signature):
             return None
-        return client_id if self._clock() < expiry else None
+        return Claims(client_id, scope) if self._clock() < expiry else None
 
 
-def _claims(payload: str) -> tuple[str, int] | None:
-    """Client id and expiry of a payload (not yet trusted: its signature is checked after)."""
+def _claims(payload: str) -> tuple[str, int, str] | None:
+    """Client id, expiry and scope of a payload (not yet trusted: its signature is checked
+    after)."""
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (ValueError, RecursionError):  # bad base64, UTF-8 or JSON; JSON nested too deep
         return None
-    if not (isinstance(claims, list) and len(claims) == 3):
+    if not (isinstance(claims, list) and len(claims) == 4):
         return None
-    client_id, expiry, nonce = claims
+    client_id, expiry, nonce, scope = claims
     # bool is an int subclass; a genuine token never holds one.
-    if not isinstance(client_id, str) or not isinstance(nonce, str):
+    if not all(isinstance(value, str) for value in (client_id, nonce, scope)):
         return None
     if not isinstance(expiry, int) or isinstance(expiry, bool):
         return None
-    return client_id, expiry
+    return client_id, expiry, scope
 
 
-def _signing_key(client_id: str, secret: str) -> bytes:
+def signing_key(client_id: str, secret: str) -> bytes:
+    """The key a client's tokens are signed with, from its id and secret (or secret's hash)."""
     # Client ids cannot contain ":" (ILP_NATIONAL_CLIENTS splits on the first one).
     return hmac.new(KEY_LABEL, f"{client_id}:{secret}".encode(), hashlib.sha256).digest()
 

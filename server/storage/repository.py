@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.fhir.extract import Indexer
 from server.storage.indexing import IndexBatch, remove_index, write_index
 from server.storage.schema import Resource, ResourceVersion, SyncOutbox
+from server.storage.scope import Binding, visible_organizations
 from server.storage.search.store import SearchQueries
 
 _R = cast(Table, Resource.__table__)
@@ -53,6 +54,7 @@ class StoredResource:
     method: str = ""
     seq: int = 0
     content_hash: str | None = None
+    org_scope: str | None = None  # the Organization it belongs to (docs/security.md)
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,12 @@ class ResourceStore(SearchQueries):
         self, res_type: str, res_id: str, *, for_update: bool = False
     ) -> StoredResource | None:
         query = select(
-            _R.c.version_id, _R.c.last_updated, _R.c.deleted, _R.c.content, _R.c.content_hash
+            _R.c.version_id,
+            _R.c.last_updated,
+            _R.c.deleted,
+            _R.c.content,
+            _R.c.content_hash,
+            _R.c.org_scope,
         ).where(_R.c.res_type == res_type, _R.c.res_id == res_id)
         if for_update and self._c.dialect.name == "postgresql":
             query = query.with_for_update()
@@ -147,6 +154,7 @@ class ResourceStore(SearchQueries):
             row.deleted,
             _ordered(row.content),
             content_hash=row.content_hash,
+            org_scope=row.org_scope,
         )
 
     def version(self, res_type: str, res_id: str, version_id: int) -> StoredResource | None:
@@ -210,6 +218,7 @@ class ResourceStore(SearchQueries):
                 _utc(row.last_updated),
                 row.deleted,
                 _ordered(row.content),
+                org_scope=row.org_scope,
             )
             for row in rows
         }
@@ -223,10 +232,24 @@ class ResourceStore(SearchQueries):
         since: datetime | None,
         before_seq: int | None,
         limit: int,
+        binding: Binding | None = None,
+        types: Sequence[str] | None = None,
     ) -> list[StoredResource]:
-        """Versions newest first, at most ``limit``, older than ``before_seq`` when given."""
+        """Versions newest first, at most ``limit``, older than ``before_seq`` when given; with
+        ``binding``, only of resources that now belong to an Organization it covers; with
+        ``types``, only of those types."""
         self.flush()
         query = select(_V)
+        if binding is not None:
+            query = query.where(
+                exists().where(
+                    _R.c.res_type == _V.c.res_type,
+                    _R.c.res_id == _V.c.res_id,
+                    _R.c.org_scope.in_(visible_organizations(binding)),
+                )
+            )
+        if types is not None:
+            query = query.where(_V.c.res_type.in_(types))
         if res_type is not None:
             query = query.where(_V.c.res_type == res_type)
         if res_id is not None:

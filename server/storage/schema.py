@@ -249,6 +249,23 @@ class SyncIdMap(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ApiClient(Base):
+    """An OAuth2 client of this server (``ilp clients``, docs/security.md): who may call, and
+    where.  The secret is kept only as a salted scrypt hash."""
+
+    __tablename__ = "api_client"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    scopes: Mapped[str] = mapped_column(String(2000))
+    # The Organization the client acts for (its partOf subtree), or a Kemendagri code prefix;
+    # neither: every facility (a national client).
+    organization: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    region: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 INDEX_TABLES = {
     "token": TokenIndex,
     "string": StringIndex,

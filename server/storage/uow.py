@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
@@ -39,6 +41,11 @@ class UnitOfWork:
         self.search_params = search_params or (indexer.params if indexer else None)
         self._outbox_types = outbox_types
         self._connection: Connection | None = None
+        # Set by the services, opaque here: who the work is done for (services/access.py), and
+        # work to do last inside the transaction (the audit trail, services/audit.py).
+        self.caller: object | None = None
+        self.before_commit: list[Callable[[UnitOfWork], None]] = []
+        self.memo: dict[str, Any] = {}  # answers worth keeping for this transaction
 
     def __enter__(self) -> UnitOfWork:
         connection = self._engine.connect()
@@ -59,6 +66,8 @@ class UnitOfWork:
         assert connection is not None
         try:
             if exc_type is None:
+                for step in self.before_commit:
+                    step(self)
                 self.store.flush()
                 connection.commit()
             else:

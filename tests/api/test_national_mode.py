@@ -112,7 +112,7 @@ def test_token_response_has_satusehat_shape(national):
         "application_name": "puskesmas-a",
         "organization_name": "puskesmas-a",
         "status": "approved",
-        "scope": "",
+        "scope": "system/*.cruds",  # SMART v2: a national client holds every scope
         "refresh_count": "0",
         "refresh_token_expires_in": "0",
         "api_product_list": "[]",
@@ -134,7 +134,8 @@ def test_other_or_missing_grant_type_is_unsupported(national, query):
     assert response.get_json()["error"] == "unsupported_grant_type"
 
 
-def test_grant_type_is_read_from_the_query_string_only(national):
+def test_grant_type_is_read_from_the_query_string_or_the_body(national):
+    # SATUSEHAT takes it from the query string; RFC 6749 clients send it in the form body
     response = national.post(
         TOKEN_URL,
         data={
@@ -143,8 +144,11 @@ def test_grant_type_is_read_from_the_query_string_only(national):
             "client_secret": "s3cret",
         },
     )
-    assert response.status_code == 400
-    assert response.get_json()["error"] == "unsupported_grant_type"
+    assert response.status_code == 200
+    assert response.get_json()["access_token"]
+    wrong = national.post(TOKEN_URL, data={"grant_type": "password", "client_id": "puskesmas-a"})
+    assert wrong.status_code == 400
+    assert wrong.get_json()["error"] == "unsupported_grant_type"
 
 
 @pytest.mark.parametrize(
@@ -282,8 +286,8 @@ def test_errors_are_operation_outcomes(national, auth):
 def _tampered(token):
     """The token with its expiry pushed a day later and the signature kept."""
     payload, signature = token.split(".")
-    client_id, expiry, nonce = json.loads(base64.urlsafe_b64decode(payload + "=="))
-    forged = json.dumps([client_id, expiry + 86400, nonce]).encode()
+    client_id, expiry, *rest = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    forged = json.dumps([client_id, expiry + 86400, *rest]).encode()
     return f"{base64.urlsafe_b64encode(forged).rstrip(b'=').decode()}.{signature}"
 
 
@@ -363,10 +367,11 @@ def test_rotating_the_secret_invalidates_tokens(settings):
         assert client.get(f"{FHIR}/metadata", headers=bearer(fresh)).status_code == 200
 
 
-def test_mode_off_has_neither_path(client):
+def test_mode_off_has_no_national_fhir_path(client):
+    # the token path serves the clients of `ilp clients` (docs/security.md); none here
     token_response = request_token(client)
-    assert token_response.status_code == 404
-    assert token_response.get_json()["resourceType"] == "OperationOutcome"
+    assert token_response.status_code == 401
+    assert token_response.get_json()["error"] == "invalid_client"
     fhir_response = client.get(f"{FHIR}/metadata", headers={"Authorization": "Bearer x"})
     assert fhir_response.status_code == 404
     assert fhir_response.get_json()["issue"][0]["code"] == "not-found"

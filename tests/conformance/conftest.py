@@ -8,7 +8,7 @@ import pytest
 
 from server import create_app
 from server.config import Settings
-from tests.conftest import BASE_URL, NO_PROFILE_ENFORCEMENT, fresh_postgres_database
+from tests.conftest import BASE_URL, NO_PROFILE_ENFORCEMENT, NO_SECURITY, fresh_postgres_database
 
 # The official package holds bundles of 35 MB (Bundle-resources.json).
 CONFORMANCE_MAX_BODY = 64 * 1024 * 1024
@@ -33,6 +33,7 @@ def _client(url):
             max_body_bytes=CONFORMANCE_MAX_BODY,
             log_level="WARNING",
             **NO_PROFILE_ENFORCEMENT,
+            **NO_SECURITY,
         )
     )
     yield app.test_client()

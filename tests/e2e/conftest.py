@@ -33,6 +33,7 @@ def _free_port() -> int:
 def _environment(database_url: str, base_url: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("ILP_")}
     env.update(ILP_DATABASE_URL=database_url, ILP_BASE_URL=base_url)
+    env.update(ILP_AUTH="off", ILP_RATE_LIMIT="0")  # security has its own e2e test
     # The payloads here are minimal, not ILP data (tests/conftest.py: NO_PROFILE_ENFORCEMENT).
     env.update(ILP_ENFORCE_PROFILES="", ILP_ENFORCE_CLAIMED_PROFILES="false")
     return env

@@ -7,7 +7,13 @@ import pytest
 from server import create_app
 from server.config import Settings
 from server.fhir.packages import R4_EXAMPLES, package_folder, resources_in
-from tests.conftest import BASE_URL, NO_PROFILE_ENFORCEMENT, PACKAGE_CACHE, fresh_postgres_database
+from tests.conftest import (
+    BASE_URL,
+    NO_PROFILE_ENFORCEMENT,
+    NO_SECURITY,
+    PACKAGE_CACHE,
+    fresh_postgres_database,
+)
 
 # The types the search suite queries; their examples cross-reference each other.
 TYPES = (
@@ -31,7 +37,9 @@ def official_examples():
 
 
 def _load(url):
-    app = create_app(Settings(database_url=url, base_url=BASE_URL, **NO_PROFILE_ENFORCEMENT))
+    app = create_app(
+        Settings(database_url=url, base_url=BASE_URL, **NO_PROFILE_ENFORCEMENT, **NO_SECURITY)
+    )
     client = app.test_client()
     for resource in official_examples():
         response = client.put(

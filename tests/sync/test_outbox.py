@@ -21,7 +21,7 @@ from server.config import Settings
 from server.services.sync.worker import SyncWorker
 from server.storage import sync as outbox
 from server.storage.schema import SyncOutbox, metadata
-from tests.conftest import BASE_URL, NO_PROFILE_ENFORCEMENT
+from tests.conftest import BASE_URL, NO_PROFILE_ENFORCEMENT, NO_SECURITY
 from tests.helpers import created_id, patient, post, put
 
 OUTBOX = SyncOutbox.__table__
@@ -33,7 +33,9 @@ LEASE = timedelta(minutes=10)
 def pg_app(postgres_url):
     """An app on PostgreSQL only: for what SQLite's single writer cannot show."""
     application = create_app(
-        Settings(database_url=postgres_url, base_url=BASE_URL, **NO_PROFILE_ENFORCEMENT)
+        Settings(
+            database_url=postgres_url, base_url=BASE_URL, **NO_PROFILE_ENFORCEMENT, **NO_SECURITY
+        )
     )
     yield application
     engine = application.extensions["ilp"].engine

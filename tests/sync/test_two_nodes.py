@@ -24,7 +24,7 @@ from server.services import demo, sync
 from server.services.sync.prepare import facility_system
 from server.storage import sync as outbox
 from server.storage.schema import SyncIdMap, SyncOutbox
-from tests.conftest import NO_PROFILE_ENFORCEMENT
+from tests.conftest import NO_PROFILE_ENFORCEMENT, NO_SECURITY
 from tests.helpers import put
 from tests.sync.fakes import ForwardingTransport
 
@@ -46,6 +46,7 @@ def upstream_app(sqlite_template, tmp_path):
             outbox=False,
             national_clients=f"{CLIENT_ID}:{SECRET}",
             **NO_PROFILE_ENFORCEMENT,
+            **NO_SECURITY,
         )
     )
     # the facility's Organization, registered upstream before any sync

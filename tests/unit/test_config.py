@@ -38,7 +38,7 @@ def test_values_are_cast_by_type():
     "name, value, expected",
     [
         ("ILP_PORT", "eighty", "ILP_PORT must be an integer"),
-        ("ILP_ALLOW_UPDATE_CREATE", "yes", "ILP_ALLOW_UPDATE_CREATE must be one of true, false"),
+        ("ILP_ALLOW_UPDATE_CREATE", "maybe", "ILP_ALLOW_UPDATE_CREATE must be one of true, false"),
         ("ILP_BASE_URL", "localhost/fhir", "ILP_BASE_URL must be an absolute"),
         ("ILP_DEFAULT_COUNT", "5000", "ILP_DEFAULT_COUNT must be between"),
     ],

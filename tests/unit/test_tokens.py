@@ -72,11 +72,12 @@ def test_tokens_are_unique_and_url_safe():
     assert all(set(token) <= alphabet for token in tokens)
 
 
-def test_payload_holds_client_expiry_and_nonce():
-    token = authority().issue("puskesmas-a", "s3cret").value
-    client_id, expiry, nonce = json.loads(_unb64(token.split(".")[0]))
-    assert (client_id, expiry) == ("puskesmas-a", int(NOW) + LIFETIME)
+def test_payload_holds_client_expiry_nonce_and_scope():
+    token = authority().issue("puskesmas-a", "s3cret", "system/Patient.rs").value
+    client_id, expiry, nonce, scope = json.loads(_unb64(token.split(".")[0]))
+    assert (client_id, expiry, scope) == ("puskesmas-a", int(NOW) + LIFETIME, "system/Patient.rs")
     assert len(nonce) >= 16
+    assert authority().claims(token).scope == "system/Patient.rs"
 
 
 def test_stateless_another_instance_with_the_same_clients_accepts():
@@ -120,10 +121,13 @@ def _resigned_claims(token, claims):
 
 def test_tampered_payload_is_refused():
     token = authority().issue("puskesmas-a", "s3cret").value
-    client_id, expiry, nonce = json.loads(_unb64(token.split(".")[0]))
+    client_id, expiry, nonce, scope = json.loads(_unb64(token.split(".")[0]))
     tokens = authority()
-    assert tokens.verify(_resigned_claims(token, [client_id, expiry + 10**6, nonce])) is None
-    assert tokens.verify(_resigned_claims(token, ["puskesmas-b", expiry, nonce])) is None
+    later = [client_id, expiry + 10**6, nonce, scope]
+    assert tokens.verify(_resigned_claims(token, later)) is None
+    assert tokens.verify(_resigned_claims(token, ["puskesmas-b", expiry, nonce, scope])) is None
+    wider = [client_id, expiry, nonce, "system/*.cruds"]
+    assert tokens.verify(_resigned_claims(token, wider)) is None
 
 
 def test_tampered_signature_is_refused():
@@ -158,6 +162,8 @@ def _unsigned(payload):
         _unsigned(b'["puskesmas-a", true, "n"]'),
         _unsigned(b'["puskesmas-a", 1.5e12, "n"]'),
         _unsigned(b'["puskesmas-a", 99999999999, 7]'),
+        _unsigned(b'["puskesmas-a", 99999999999, "n", 7]'),
+        _unsigned(b'["puskesmas-a", 99999999999, "n"]'),
         _unsigned(b"\xff\xfe"),
         _unsigned(b"[" * 3000),
         "\u00fcn\u00efcode.sig",

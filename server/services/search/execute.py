@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from server.errors import InvalidRequest
 from server.fhir.searchparams import SearchParams
+from server.services import facilities
 from server.services.search.cursor import decode_cursor, encode_cursor
 from server.services.search.parse import Include, SearchRequest
 from server.storage.repository import StoredResource
@@ -27,7 +28,13 @@ class SearchPage:
 
 
 def search(uow: UnitOfWork, request: SearchRequest) -> SearchPage:
-    """One page of matches in sort order, with includes and the total asked for."""
+    """One page of matches in sort order, with includes and the total asked for.
+
+    Forbidden when the caller may not search the type or read a type it includes by name;
+    matches, counts and includes hold only what the caller may see (facilities.py).
+    """
+    _check_scopes(uow, request)
+    request = replace(request, query=facilities.scoped_query(uow, request.query))
     total = _total(uow, request)
     if request.summary == "count":
         return SearchPage(request, [], [], None, total)
@@ -40,6 +47,16 @@ def search(uow: UnitOfWork, request: SearchRequest) -> SearchPage:
     included = _includes(uow, request, resources)
     next_cursor = encode_cursor(rows[-1]) if more and rows else None
     return SearchPage(request, resources, included, next_cursor, total)
+
+
+def _check_scopes(uow: UnitOfWork, request: SearchRequest) -> None:
+    caller = facilities.caller_of(uow)
+    caller.require(request.resource_type, "s")
+    for include in request.includes:
+        if include.target_type is not None:
+            caller.require(include.target_type, "r", "_include")
+    for include in request.revincludes:
+        caller.require(include.source_type, "r", "_revinclude")
 
 
 def match_ids(uow: UnitOfWork, query: Query, limit: int = 2) -> list[str]:
@@ -69,7 +86,7 @@ def _includes(
         for include in request.revincludes:
             if round_number == 0 or include.iterate:
                 keys.update(_reverse(uow, include, frontier))
-        frontier = [r for r in _load(uow, keys - seen) if not r.deleted]
+        frontier = facilities.visible(uow, [r for r in _load(uow, keys - seen) if not r.deleted])
         if not frontier:
             break
         seen.update((r.res_type, r.res_id) for r in frontier)

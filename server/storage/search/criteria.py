@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from server.storage.scope import Binding
+
 
 @dataclass(frozen=True)
 class TokenTest:
@@ -119,7 +121,16 @@ class Has:
     inner: tuple[Condition, ...]
 
 
-Condition = Match | RowMatch | CompositeMatch | Missing | IdMatch | LastUpdated | Chain | Has
+@dataclass(frozen=True)
+class InScope:
+    """Resources that belong to an Organization the client may see (docs/security.md)."""
+
+    binding: Binding
+
+
+Condition = (
+    Match | RowMatch | CompositeMatch | Missing | IdMatch | LastUpdated | Chain | Has | InScope
+)
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,14 @@ from sqlalchemy.sql.expression import FromClause
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from server.storage.schema import INDEX_TABLES, Resource
+from server.storage.scope import visible_organizations
 from server.storage.search.criteria import (
     Chain,
     CompositeMatch,
     Condition,
     Has,
     IdMatch,
+    InScope,
     LastUpdated,
     Match,
     Missing,
@@ -129,6 +131,8 @@ def condition_sql(resource_type: str, condition: Condition, r: FromClause) -> Co
         if condition.negate:
             return r.c.res_id.not_in(condition.ids)
         return InIds(r.c.res_id, condition.ids)
+    if isinstance(condition, InScope):
+        return r.c.org_scope.in_(visible_organizations(condition.binding))
     if isinstance(condition, LastUpdated):  # a timestamptz column: compare aware UTC values
         tests = (replace(t, low=_aware(t.low), high=_aware(t.high)) for t in condition.tests)
         return or_(*(_range(r.c.last_updated, r.c.last_updated, t) for t in tests))
@@ -161,6 +165,8 @@ def ids_subquery(resource_type: str, condition: Condition) -> Select[Any]:
         return select(t.c.res_id).where(t.c.res_type == resource_type, t.c.param == condition.param)
     if isinstance(condition, CompositeMatch):
         return _composite(resource_type, condition)
+    if isinstance(condition, InScope):
+        return ids_select(resource_type, (condition,))
     if isinstance(condition, Chain):
         ref = TABLES["reference"].alias()
         targets = [
