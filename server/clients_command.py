@@ -1,6 +1,7 @@
 """``ilp clients add|list|revoke``: the OAuth2 clients that may call this server.
 
-``add`` prints the new client's secret once (it is stored only as a hash); ``--organization``
+``add`` prints the new client's secret once (it is stored only as a hash), or registers the
+public keys of a SMART backend services client (``--jwks``); ``--organization``
 binds the client to one facility and those below it, ``--region`` to a Kemendagri code prefix,
 neither to every facility.  ``revoke`` stops its tokens at once.  See docs/security.md.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from server.config import Settings
@@ -30,6 +32,12 @@ def add_parser(commands: Any) -> None:
     binding = add.add_mutually_exclusive_group()
     binding.add_argument("--organization", metavar="ID", help="bound to this Organization")
     binding.add_argument("--region", metavar="CODE", help="bound to a Kemendagri code prefix")
+    add.add_argument(
+        "--jwks",
+        metavar="FILE",
+        help="a public JWK Set: the client signs assertions (SMART backend services) instead "
+        "of using a secret",
+    )
     add.add_argument("--json", action="store_true", help="print id and secret as JSON")
     add.set_defaults(handler=_add)
     listing = actions.add_parser("list", help="the clients (never their secrets)")
@@ -41,6 +49,7 @@ def add_parser(commands: Any) -> None:
 
 
 def _add(settings: Settings, args: argparse.Namespace) -> int:
+    jwks = json.loads(Path(args.jwks).read_text()) if args.jwks else None
     engine = create_db_engine(settings)
     secret = clients.add_client(
         engine,
@@ -48,10 +57,13 @@ def _add(settings: Settings, args: argparse.Namespace) -> int:
         scopes=args.scope,
         organization=args.organization,
         region=args.region,
+        jwks=jwks,
     )
     engine.dispose()
     if args.json:
         print(json.dumps({"client_id": args.client_id, "client_secret": secret}))
+    elif secret is None:
+        print(f"client_id: {args.client_id} (authenticates with assertions signed by its keys)")
     else:
         print(f"client_id:     {args.client_id}\nclient_secret: {secret}")
         print("(the secret is shown only now; it is stored as a hash)")

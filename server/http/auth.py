@@ -18,6 +18,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
 from server.config import Settings
 from server.errors import FhirError, Unauthorized
+from server.services import assertions
 from server.services.access import UNRESTRICTED
 from server.services.clients import ClientDirectory
 from server.services.tokens import AccessTokens
@@ -41,6 +42,8 @@ class Authority:
         if settings.client_secrets:
             self.protected += ("/fhir-r4/v1",)
         self.audited = settings.auth and settings.audit
+        origin = settings.base_url.split("://", 1)
+        self.token_url = f"{origin[0]}://{origin[1].split('/', 1)[0]}{TOKEN_PATH}"
 
 
 def register(app: Flask, authority: Authority) -> None:
@@ -56,9 +59,19 @@ def smart_configuration() -> Response:
     return jsonify(
         token_endpoint=request.host_url.rstrip("/") + TOKEN_PATH,
         grant_types_supported=["client_credentials"],
-        token_endpoint_auth_methods_supported=["client_secret_post", "client_secret_basic"],
+        token_endpoint_auth_methods_supported=[
+            "client_secret_post",
+            "client_secret_basic",
+            "private_key_jwt",
+        ],
+        token_endpoint_auth_signing_alg_values_supported=assertions.ALGORITHMS,
         scopes_supported=["system/*.cruds", "system/*.rs", "system/*.read", "system/*.write"],
-        capabilities=["client-confidential-symmetric", "permission-v1", "permission-v2"],
+        capabilities=[
+            "client-confidential-symmetric",
+            "client-confidential-asymmetric",
+            "permission-v1",
+            "permission-v2",
+        ],
     )
 
 
@@ -70,15 +83,30 @@ def access_token() -> Response:
         return _oauth_error(400, "unsupported_grant_type", "grant_type must be client_credentials")
     if request.mimetype != FORM and request.get_data():  # no body at all: no credentials, 401
         return _oauth_error(400, "invalid_request", f"the body must be {FORM}")
-    client_id, secret = _credentials()
     authority = _authority()
+    assertion_type = request.form.get("client_assertion_type")
+    if assertion_type is not None:
+        if assertion_type != assertions.ASSERTION_TYPE:
+            return _oauth_error(400, "invalid_request", "unknown client_assertion_type")
+        audiences = (request.base_url, authority.token_url)
+        client_id = authority.directory.assertion_client(
+            request.form.get("client_assertion", ""), audiences
+        )
+        secret = None
+    else:
+        client_id, secret = _credentials()
     try:
-        scope = authority.directory.granted_scopes(client_id, request.form.get("scope", ""))
+        scope = authority.directory.granted_scopes(client_id or "", request.form.get("scope", ""))
     except FhirError as error:
         return _oauth_error(400, "invalid_scope", str(error))
-    token = authority.tokens.issue(client_id, secret, scope)
+    if client_id is None:
+        token = None
+    elif secret is None:
+        token = authority.tokens.grant(client_id, scope)
+    else:
+        token = authority.tokens.issue(client_id, secret, scope)
     if token is None:
-        return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+        return _oauth_error(401, "invalid_client", "unknown client, wrong secret or assertion")
     if not scope:
         return _oauth_error(400, "invalid_scope", "none of the scopes asked for is granted")
     return _no_store(

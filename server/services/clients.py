@@ -15,10 +15,12 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
 from server.errors import InvalidRequest
+from server.services import assertions
 from server.services.access import LETTERS, Caller, format_scopes, narrow, parse_scopes
 from server.services.tokens import AccessTokens, StaticClients, signing_key
 from server.storage import clients as store
@@ -69,9 +71,11 @@ def add_client(
     scopes: str,
     organization: str | None = None,
     region: str | None = None,
-) -> str:
-    """Register a client and return its secret (shown once); InvalidRequest for a bad value,
-    an id in use, or both an organization and a region."""
+    jwks: dict[str, Any] | None = None,
+) -> str | None:
+    """Register a client and return its secret (shown once; None for a client of ``jwks``,
+    which authenticates with signed assertions); InvalidRequest for a bad value, an id in use,
+    or both an organization and a region."""
     if not CLIENT_ID.fullmatch(client_id):
         raise InvalidRequest(f"client id {client_id!r} must be 1-64 letters, digits, . _ -")
     if organization and region:
@@ -83,15 +87,16 @@ def add_client(
     granted = parse_scopes(scopes)
     if not granted:
         raise InvalidRequest("a client needs at least one system/ scope, e.g. system/*.cruds")
-    secret = secrets.token_urlsafe(SECRET_BYTES)
+    secret = None if jwks is not None else secrets.token_urlsafe(SECRET_BYTES)
     row = store.ClientRow(
         client_id,
-        hash_secret(secret),
+        hash_secret(secret) if secret is not None else "",
         format_scopes(granted),
         organization,
         region.replace(".", "") if region else None,
         False,
         store.now(),
+        assertions.public_key_set(jwks) if jwks is not None else None,
     )
     with engine.begin() as connection:
         try:
@@ -125,10 +130,25 @@ class ClientDirectory:
         if client_id in self._national_ids:
             return self._national.authenticate(client_id, secret)
         row = self._row(client_id)
-        usable = row is not None and not row.revoked
+        usable = row is not None and not row.revoked and bool(row.secret_hash)
         # an unknown id costs a hash too, so timing does not tell which ids exist
-        matches = secret_matches(secret, row.secret_hash if row is not None else _DUMMY_HASH)
-        return usable and matches
+        stored = row.secret_hash if row is not None and row.secret_hash else _DUMMY_HASH
+        return secret_matches(secret, stored) and usable
+
+    def assertion_client(self, assertion: str, audiences: tuple[str, ...]) -> str | None:
+        """The client id of a valid, unused client assertion (SMART backend services)."""
+        client_id = assertions.issuer(assertion)
+        row = self._row(client_id) if client_id else None
+        if row is None or row.revoked or not row.jwks:
+            return None
+        expiry = assertions.verify(assertion, row.client_id, row.jwks, audiences)
+        if expiry is None:
+            return None
+        with self._engine.begin() as connection:  # a jti once only, across all workers
+            fresh = store.use_assertion(
+                connection, assertions.jti(assertion), row.client_id, expiry
+            )
+        return row.client_id if fresh else None
 
     def signing_key(self, client_id: str) -> bytes | None:
         if client_id in self._national_ids:
@@ -136,7 +156,7 @@ class ClientDirectory:
         row = self._row(client_id)
         if row is None or row.revoked:
             return None
-        return signing_key(client_id, row.secret_hash)
+        return _key(row)
 
     def granted_scopes(self, client_id: str, asked: str) -> str:
         """The scopes a token gets: those asked for within the client's, or all of its own."""
@@ -154,7 +174,7 @@ class ClientDirectory:
             if client_id in self._national_ids:
                 return self._national.signing_key(client_id)
             row = rows[client_id] = self._row(client_id)
-            return signing_key(client_id, row.secret_hash) if row and not row.revoked else None
+            return _key(row) if row and not row.revoked else None
 
         claims = tokens.claims(token, key)
         if claims is None:
@@ -180,6 +200,12 @@ class ClientDirectory:
             return None
         with self._engine.connect() as connection:
             return store.find_client(connection, client_id)
+
+
+def _key(row: store.ClientRow) -> bytes:
+    # a new secret or key set invalidates the tokens issued under the old one
+    material = row.secret_hash or hashlib.sha256((row.jwks or "").encode()).hexdigest()
+    return signing_key(row.client_id, material)
 
 
 def _b64(data: bytes) -> str:

@@ -92,6 +92,10 @@ class AccessTokens:
         """A fresh token for a client whose secret matches; None for anything else."""
         if not self._clients.authenticate(client_id, client_secret):
             return None
+        return self.grant(client_id, scope)
+
+    def grant(self, client_id: str, scope: str = "") -> AccessToken | None:
+        """A fresh token for a client authenticated otherwise (a signed client assertion)."""
         key = self._clients.signing_key(client_id)
         if key is None:
             return None

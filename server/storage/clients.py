@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from server.storage.schema import ApiClient
+from server.storage.schema import ApiClient, ClientAssertion
 
 _C = cast(Table, ApiClient.__table__)
+_A = cast(Table, ClientAssertion.__table__)
 
 
 class DuplicateClient(Exception):
@@ -27,6 +28,7 @@ class ClientRow:
     region: str | None
     revoked: bool
     created_at: datetime
+    jwks: str | None = None
 
 
 def add_client(connection: Connection, row: ClientRow) -> None:
@@ -56,6 +58,19 @@ def revoke_client(connection: Connection, client_id: str) -> bool:
     """Mark the client revoked; False when there is no such client."""
     result = connection.execute(update(_C).where(_C.c.client_id == client_id).values(revoked=True))
     return result.rowcount > 0
+
+
+def use_assertion(connection: Connection, jti: str, client_id: str, expires_at: datetime) -> bool:
+    """Record a client assertion's ``jti``; False when it was used before (a replay)."""
+    connection.execute(delete(_A).where(_A.c.expires_at < now()))
+    try:
+        with connection.begin_nested():
+            connection.execute(
+                insert(_A).values(jti=jti, client_id=client_id, expires_at=expires_at)
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def now() -> datetime:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
+    Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -264,6 +265,19 @@ class ApiClient(Base):
     region: Mapped[str | None] = mapped_column(String(16), nullable=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # SMART backend services: the public JWK Set its client assertions are signed with
+    # (private_key_jwt); such a client has no secret (``secret_hash`` empty).
+    jwks: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ClientAssertion(Base):
+    """``jti`` of client assertions already used, so none is accepted twice (until it expires)."""
+
+    __tablename__ = "client_assertion"
+
+    jti: Mapped[str] = mapped_column(String(255), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 INDEX_TABLES = {

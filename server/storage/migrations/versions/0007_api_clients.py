@@ -1,4 +1,4 @@
-"""OAuth2 clients of this server (``ilp clients``, docs/security.md).
+"""OAuth2 clients of this server and used client assertions (``ilp clients``, docs/security.md).
 
 Revision ID: 0007
 Revises: 0006
@@ -25,8 +25,17 @@ def upgrade() -> None:
         sa.Column("region", sa.String(16), nullable=True),
         sa.Column("revoked", sa.Boolean, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("jwks", sa.Text, nullable=True),
     )
+    op.create_table(
+        "client_assertion",
+        sa.Column("jti", sa.String(255), primary_key=True),
+        sa.Column("client_id", sa.String(64), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_client_assertion_expires_at", "client_assertion", ["expires_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("client_assertion")
     op.drop_table("api_client")
