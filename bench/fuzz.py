@@ -4,7 +4,9 @@ The same strategies and checks as tests/fuzz (no 5xx, every 4xx an OperationOutc
 request changes no stored row), but failures are collected instead of stopping the run.  Prints
 the date, the machine, the cases run by endpoint and status class, and each distinct failure.
 
-    .venv/bin/python bench/fuzz.py --examples 2000 [--seed 1] [--random]
+    .venv/bin/python bench/fuzz.py --examples 2000 [--seed 1] [--random] [--docs]
+
+``--docs`` writes the figures to the ``## Fuzz`` section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1, help="hypothesis seed (reproducible)")
     parser.add_argument("--random", action="store_true", help="a fresh random seed instead")
+    parser.add_argument("--docs", action="store_true", help="record in docs/benchmarks.md")
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)  # faults are counted here, not logged
 
@@ -52,6 +55,8 @@ def main() -> int:
                 base_url="http://testserver/fhir",
                 enforce_profiles="",
                 enforce_claimed_profiles=False,
+                auth=False,  # tests/fuzz/test_fuzz_auth.py fuzzes tokens and bound clients
+                rate_limit=0,
             )
         )
         client = app.test_client()
@@ -84,25 +89,47 @@ def main() -> int:
         elapsed = time.perf_counter() - started
         engine.dispose()
 
-    print(
+    lines = [
         f"bench/fuzz.py  {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}  "
         f"{platform.node()}  {platform.platform()}  {platform.processor() or platform.machine()}"
-        f"  {os.cpu_count()} CPUs  Python {platform.python_version()}"
-    )
-    print(
+        f"  {os.cpu_count()} CPUs  Python {platform.python_version()}",
         f"{sum(cases.values())} cases in {elapsed:.1f} s (SQLite, "
-        f"{'random seed' if args.random else f'seed {args.seed}'})\n"
-    )
+        f"{'random seed' if args.random else f'seed {args.seed}'})",
+        "",
+    ]
     endpoints = sorted({endpoint for endpoint, _ in cases})
     classes = sorted({status for _, status in cases})
-    print(f"{'endpoint':<20}" + "".join(f"{c:>7}" for c in classes) + f"{'total':>8}")
+    lines.append(f"{'endpoint':<20}" + "".join(f"{c:>7}" for c in classes) + f"{'total':>8}")
     for endpoint in endpoints:
         row = [cases[(endpoint, c)] for c in classes]
-        print(f"{endpoint:<20}" + "".join(f"{n:>7}" for n in row) + f"{sum(row):>8}")
-    print(f"\n{len(failures)} distinct failures")
+        lines.append(f"{endpoint:<20}" + "".join(f"{n:>7}" for n in row) + f"{sum(row):>8}")
+    lines.append(f"\n{len(failures)} distinct failures")
+    print("\n".join(lines))
     for key, detail in failures.items():
         print(f"\n--- {key}\n{detail}")
+    if args.docs:
+        _record(lines, " ".join(sys.argv[1:]))
     return 1 if failures else 0
+
+
+def _record(lines: list[str], arguments: str) -> None:
+    """Replace the ``## Fuzz`` section of docs/benchmarks.md with this run."""
+    docs = ROOT / "docs" / "benchmarks.md"
+    text = docs.read_text()
+    section = (
+        "## Fuzz (bench/fuzz.py)\n\n"
+        f"`.venv/bin/python bench/fuzz.py {arguments}`: hypothesis calls to every endpoint "
+        "(random and mutated resources, searches, bundles, patches, headers); a failure is a 5xx, "
+        "a 4xx that is not an OperationOutcome, or a rejected request that changed a stored "
+        "row.\n\n```\n" + "\n".join(lines).strip() + "\n```\n"
+    )
+    start = text.find("## Fuzz (bench/fuzz.py)")
+    if start == -1:
+        text = text.rstrip() + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
+    docs.write_text(text)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from server.errors import Forbidden
 from server.fhir.registry import SYNCED_TYPES
 from server.services.access import UNRESTRICTED, Caller
 from server.storage.repository import StoredResource
-from server.storage.scope import is_visible
+from server.storage.scope import Binding, is_visible
 from server.storage.search.criteria import Chain, Condition, Has, InScope, Query
 from server.storage.uow import UnitOfWork
 
@@ -111,8 +111,9 @@ def owner_for_write(
 
 
 def check_delete(uow: UnitOfWork, current: StoredResource) -> None:
+    """Forbidden unless ``current`` belongs to the caller's facilities (the scope is checked
+    by ``resources.delete``)."""
     caller = caller_of(uow)
-    caller.require(current.res_type, "d")
     if caller.bound and (current.res_type in SHARED_TYPES or not _visible(uow, current)):
         raise Forbidden(
             f"{current.res_type}/{current.res_id} belongs to a facility this client is not bound to"
@@ -127,15 +128,9 @@ def scoped_query(uow: UnitOfWork, query: Query) -> Query:
     return replace(query, conditions=_scoped(query.resource_type, query.conditions, caller))
 
 
-def visible(uow: UnitOfWork, found: list[StoredResource]) -> list[StoredResource]:
-    """The resources of ``found`` the caller may read (included ones; never an error)."""
-    caller = caller_of(uow)
-    return [
-        r
-        for r in found
-        if caller.allows(r.res_type, "r")
-        and (not caller.bound or r.res_type in SHARED_TYPES or _visible(uow, r))
-    ]
+def binding_for(caller: Caller, resource_type: str) -> Binding | None:
+    """The binding that limits what ``caller`` sees of ``resource_type`` (None: all of it)."""
+    return None if resource_type in SHARED_TYPES else caller.binding
 
 
 def _scoped(

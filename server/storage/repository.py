@@ -206,10 +206,15 @@ class ResourceStore(SearchQueries):
             }
         )
 
-    def many_current(self, res_type: str, ids: Sequence[str]) -> list[StoredResource]:
-        rows = self._c.execute(
-            select(_R).where(_R.c.res_type == res_type, _R.c.res_id.in_(ids))
-        ).all()
+    def many_current(
+        self, res_type: str, ids: Sequence[str], binding: Binding | None = None
+    ) -> list[StoredResource]:
+        """Current rows of ``ids`` (in that order); with ``binding``, only those of the
+        Organizations it covers."""
+        query = select(_R).where(_R.c.res_type == res_type, _R.c.res_id.in_(ids))
+        if binding is not None:
+            query = query.where(_R.c.org_scope.in_(visible_organizations(binding)))
+        rows = self._c.execute(query).all()
         found = {
             row.res_id: StoredResource(
                 res_type,

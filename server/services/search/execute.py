@@ -86,7 +86,7 @@ def _includes(
         for include in request.revincludes:
             if round_number == 0 or include.iterate:
                 keys.update(_reverse(uow, include, frontier))
-        frontier = facilities.visible(uow, [r for r in _load(uow, keys - seen) if not r.deleted])
+        frontier = [r for r in _load(uow, keys - seen) if not r.deleted]
         if not frontier:
             break
         seen.update((r.res_type, r.res_id) for r in frontier)
@@ -129,8 +129,15 @@ def active_params(uow: UnitOfWork) -> SearchParams:
 
 
 def _load(uow: UnitOfWork, keys: set[tuple[str, str]]) -> list[StoredResource]:
+    """Included resources the caller may read: its scopes per type, its facilities in SQL."""
+    caller = facilities.caller_of(uow)
     groups = _by_type(sorted(keys))
-    return [r for t, ids in groups.items() for r in uow.store.many_current(t, ids)]
+    return [
+        r
+        for t, ids in groups.items()
+        if caller.allows(t, "r")
+        for r in uow.store.many_current(t, ids, facilities.binding_for(caller, t))
+    ]
 
 
 def _by_type(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
