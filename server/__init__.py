@@ -12,7 +12,7 @@ import os
 from flask import Flask
 
 from server.config import Settings
-from server.http import admin, auth, error_handlers, fhir_api, national
+from server.http import admin, auth, error_handlers, fhir_api, limits, national, security_headers
 from server.services.clients import ClientDirectory
 from server.services.context import ServiceContext
 from server.storage.db import create_db_engine
@@ -38,5 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     if settings.client_secrets:  # national mode: docs/national-mode.md
         national.register(app)
+    security_headers.register(app)
+    limits.register(app, settings)
     error_handlers.register(app)
     return app

@@ -38,3 +38,17 @@ def content_hash(resource: dict[str, Any]) -> str:
 
 def _without(resource: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if k != key}
+
+
+def deeper_than(value: dict[str, Any] | list[Any], limit: int) -> bool:
+    """Whether JSON objects and arrays nest deeper than ``limit`` levels in ``value``."""
+    # Iterative: a hostile document must not exhaust the Python stack before we refuse it.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from server.errors import Issue
+from server.fhir import jsonio
 from server.fhir.elements import (
     BOOLEAN,
     COMPLEX,
@@ -30,6 +31,9 @@ from server.fhir.models import ValidationError, model_for, validate
 
 MAX_ISSUES = 50
 MAX_ID_LENGTH = 64  # https://hl7.org/fhir/R4/datatypes.html#id
+# JSON levels a resource may nest (the official examples reach 22); past ~250 the validators'
+# recursion would exhaust Python's stack.
+MAX_DEPTH = 100
 # https://hl7.org/fhir/R4/datatypes.html#string: no character below U+0020 but tab, CR and LF
 # (PostgreSQL text cannot even hold U+0000).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -41,6 +45,15 @@ def check_resource(data: dict[str, Any]) -> list[Issue]:
     if not isinstance(resource_type, str) or not _is_type(resource_type):
         return [
             Issue("error", "structure", "resourceType is missing or unknown", ("resourceType",))
+        ]
+    if jsonio.deeper_than(data, MAX_DEPTH):
+        return [
+            Issue(
+                "error",
+                "too-costly",
+                f"{resource_type} nests JSON objects and arrays deeper than {MAX_DEPTH} levels",
+                (resource_type,),
+            )
         ]
     errors = _pydantic_errors(resource_type, data)
     if errors:

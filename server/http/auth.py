@@ -18,6 +18,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
 from server.config import Settings
 from server.errors import FhirError, Unauthorized
+from server.http import limits
 from server.services import assertions
 from server.services.access import UNRESTRICTED
 from server.services.clients import ClientDirectory
@@ -151,11 +152,13 @@ def _authenticate() -> None:
         return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        limits.charge_refusal()
         raise Unauthorized(INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
     caller = authority.directory.caller(
         authority.tokens, token.strip(), request.remote_addr, authority.audited
     )
     if caller is None:
+        limits.charge_refusal()
         # RFC 6750 section 3: a token was sent but is not good.
         raise Unauthorized(
             INVALID_TOKEN, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}

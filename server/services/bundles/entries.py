@@ -25,6 +25,7 @@ from server.errors import (
     NotSupported,
     PayloadTooLarge,
 )
+from server.fhir import jsonio
 from server.fhir.integers import INTEGER_MAX, parse_unsigned
 from server.fhir.structure import check_resource
 from server.services.resources import require_type
@@ -102,7 +103,7 @@ def parse_bundle(raw: bytes, limits: BundleLimits, base: str) -> dict[str, Any]:
         raise InvalidRequest(
             "POST to the base URL takes a Bundle of type batch or transaction", "resourceType"
         )
-    if _deeper_than(bundle, limits.max_depth):
+    if jsonio.deeper_than(bundle, limits.max_depth):
         raise InvalidRequest(
             f"The Bundle nests JSON objects and arrays deeper than {limits.max_depth} levels "
             "(ILP_MAX_BUNDLE_DEPTH)",
@@ -123,19 +124,6 @@ def parse_bundle(raw: bytes, limits: BundleLimits, base: str) -> dict[str, Any]:
             "Bundle.entry",
         )
     return bundle
-
-
-def _deeper_than(value: dict[str, Any], limit: int) -> bool:
-    # Iterative: a hostile document must not exhaust the Python stack before we refuse it.
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, dict | list):
-                stack.append((child, depth + 1))
-    return False
 
 
 def read_entries(bundle: dict[str, Any], base: str, *, transaction: bool) -> list[Entry]:

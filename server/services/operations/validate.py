@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.errors import InvalidRequest, Issue, operation_outcome
+from server.fhir import jsonio
+from server.fhir.structure import MAX_DEPTH
 from server.services import resources
 from server.services.context import ServiceContext
 from server.services.validation import outcome_issues, parse_json
@@ -90,6 +92,10 @@ def read_request(raw: bytes, query: Sequence[tuple[str, str]]) -> ValidateReques
             resource = values.pop("resource", None)
         else:
             resource = body
+    if resource is not None and jsonio.deeper_than(resource, MAX_DEPTH):
+        raise InvalidRequest(  # the validators would exhaust Python's stack
+            f"The resource nests JSON objects and arrays deeper than {MAX_DEPTH} levels"
+        )
     mode = values.get("mode")
     if mode is not None and mode not in MODES:
         raise InvalidRequest(f"mode must be one of {', '.join(MODES)}, got {mode!r}", "mode")
