@@ -325,13 +325,14 @@ class _Parser:
                 return self._value_set(value, name)
             return parse_token(value, name)
         if kind == "string":
+            value = _unescape(value)
             if modifier == "exact":
                 return StringTest(cut(value) or "", "exact")
             return StringTest(normalize(value), "contains" if modifier == "contains" else "start")
         if kind == "reference":
             return _reference_test(value, modifier or None)
         if kind == "uri":
-            return UriTest(cut(value) or "", modifier or "exact")
+            return UriTest(cut(_unescape(value)) or "", modifier or "exact")
         return self._range(kind, value, name)
 
     def _range(self, kind: str, value: str, name: str) -> RangeTest:
@@ -453,6 +454,7 @@ def split_values(value: str) -> list[str]:
 
 
 def _split_unescaped(value: str, separator: str) -> list[str]:
+    """``value`` cut at each unescaped ``separator``; escapes are kept for ``_unescape``."""
     parts, current, escaped = [], [], False
     for char in value:
         if escaped:
@@ -465,6 +467,8 @@ def _split_unescaped(value: str, separator: str) -> list[str]:
             current = []
         else:
             current.append(char)
+    if escaped:  # a lone backslash at the end stands for itself
+        current.append("\\\\")
     parts.append("".join(current))
     return parts
 
@@ -473,5 +477,18 @@ def _unescape_comma(value: str) -> str:
     return value.replace("\\,", ",")
 
 
+_ESCAPABLE = ",$|\\"
+
+
 def _unescape(value: str) -> str:
-    return value.replace("\\,", ",").replace("\\|", "|").replace("\\$", "$").replace("\\\\", "\\")
+    """FHIR search escapes undone: ``\\,`` ``\\$`` ``\\|`` ``\\\\``; any other backslash is
+    itself (https://hl7.org/fhir/R4/search.html#escaping)."""
+    out, index = [], 0
+    while index < len(value):
+        char = value[index]
+        if char == "\\" and index + 1 < len(value) and value[index + 1] in _ESCAPABLE:
+            char = value[index + 1]
+            index += 1
+        out.append(char)
+        index += 1
+    return "".join(out)

@@ -245,8 +245,8 @@ def _test(kind: str, t: FromClause, test: Test) -> ColumnElement[bool]:
     if isinstance(test, UriTest):
         if test.mode == "below":
             return t.c.uri.like(_like_escape(test.value) + "%", escape="\\")
-        if test.mode == "above":
-            return literal(test.value).like(t.c.uri.concat("%"))
+        if test.mode == "above":  # the stored uri is a prefix of the value (not a LIKE pattern)
+            return func.substr(literal(test.value), 1, func.length(t.c.uri)) == t.c.uri
         return t.c.uri == test.value
     if kind == "date":
         return cast(ColumnElement[bool], _range(t.c.low, t.c.high, test))

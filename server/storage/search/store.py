@@ -76,7 +76,7 @@ class SearchQueries:
             *_filters(query, r, self._c.dialect.name)
         )
         if after is not None:
-            if len(after) != len(columns):
+            if len(after) != len(columns) or not all(map(_fits, columns, after)):
                 raise InvalidRequest("_cursor does not fit this search's _sort", "_cursor")
             statement = statement.where(after_condition(columns, after))
         statement = statement.order_by(*order_by(columns)).limit(limit)
@@ -185,6 +185,20 @@ class SearchQueries:
         return list(
             self._c.execute(referencing_ids(source_type, param, target_type, ids)).scalars()
         )
+
+
+def _fits(column: tuple[Any, bool], value: Any) -> bool:
+    """Whether a cursor value has the Python type of its sort column (a crafted cursor must be
+    a 400, not a database error)."""
+    if value is None:
+        return True
+    try:
+        expected = column[0].type.python_type
+    except NotImplementedError:
+        return False
+    if expected is float:
+        expected = int | float
+    return isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool)
 
 
 def _filters(query: Query, r: Any, dialect: str) -> list[Any]:
