@@ -55,11 +55,22 @@ def check_resource(data: dict[str, Any]) -> list[Issue]:
                 (resource_type,),
             )
         ]
-    errors = _pydantic_errors(resource_type, data)
+    try:
+        errors = _pydantic_errors(resource_type, data)
+    except (AttributeError, TypeError):
+        # Some R4B model validators fail outright on a malformed shape (found by bench/fuzz.py:
+        # a string where ``_system`` needs an object); the JSON walk below names the element.
+        errors, crashed = [], True
+    else:
+        crashed = False
     if errors:
         return issues_from_pydantic(data, errors)[:MAX_ISSUES]
     issues: list[Issue] = []
     _walk_object(resource_type, data, resource_type, issues, is_resource=True)
+    if crashed and not issues:
+        issues.append(
+            Issue("error", "structure", f"{resource_type} is malformed", (resource_type,))
+        )
     return issues[:MAX_ISSUES]
 
 

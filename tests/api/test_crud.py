@@ -232,3 +232,12 @@ def test_nul_in_an_id_is_refused(client):
     for method in ("GET", "DELETE", "PUT"):
         assert client.open("/fhir/Patient/%00", method=method).status_code == 400
     assert client.get("/fhir/Patient/%00/_history").status_code == 400
+
+
+def test_a_string_for_a_primitive_extension_is_refused_by_name(client):
+    # found by bench/fuzz.py: the R4B model's own validator failed on it (a 500)
+    body = patient()
+    body["identifier"][0]["_system"] = "20261102"
+    response = post(client, "/fhir/Patient", body)
+    assert response.status_code == 400
+    assert response.get_json()["issue"][0]["expression"] == ["Patient.identifier[0].system"]
