@@ -309,6 +309,29 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, command
     return "\n".join(lines) + "\n"
 
 
+def write_subsection(section: str, intro: str, heading: str, body: str) -> None:
+    """Replace (or add, before ``### Findings``) one subsection of ``section`` in DOCS, the
+    section made (with ``intro``) at the end when missing (bench/sync.py, bench/load.py)."""
+    text = DOCS.read_text()
+    found = re.search(f"^{re.escape(section)}$", text, re.M)
+    if found is None:
+        text = text.rstrip("\n") + f"\n\n{section}\n\n{intro}\n"
+        found = re.search(f"^{re.escape(section)}$", text, re.M)
+        assert found is not None
+    following = re.compile(r"^## ", re.M).search(text, found.end())
+    end = following.start() if following else len(text)
+    lead, *subsections = re.split(r"(?m)^(?=### )", text[found.start() : end])
+    titles = [part.split("\n", 1)[0] for part in subsections]
+    new = f"{heading}\n\n{body}"
+    if heading in titles:
+        subsections[titles.index(heading)] = new
+    else:
+        at = titles.index("### Findings") if "### Findings" in titles else len(subsections)
+        subsections.insert(at, new)
+    section_text = "\n\n".join(part.rstrip("\n") for part in [lead, *subsections]) + "\n"
+    DOCS.write_text(text[: found.start()] + section_text + ("\n" + text[end:] if following else ""))
+
+
 INTRO = """# Benchmarks
 
 Figures on this page are medians and other percentiles from one run of each script on a

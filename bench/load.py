@@ -56,6 +56,7 @@ from crud import (
     git_commit,
     machine,
     postgres_pids,
+    write_subsection,
 )
 
 SECTION = "## Load (authenticated)"
@@ -1066,28 +1067,6 @@ def title(kind: str, args: argparse.Namespace) -> str:
     return "### " + ", ".join(parts)
 
 
-def write_subsection(heading: str, body: str) -> None:
-    """Replace (or add, before ``### Findings``) one subsection of this script's section."""
-    text = DOCS.read_text()
-    found = re.search(f"^{re.escape(SECTION)}$", text, re.M)
-    if found is None:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{INTRO}\n"
-        found = re.search(f"^{re.escape(SECTION)}$", text, re.M)
-        assert found is not None
-    following = re.compile(r"^## ", re.M).search(text, found.end())
-    end = following.start() if following else len(text)
-    lead, *subsections = re.split(r"(?m)^(?=### )", text[found.start() : end])
-    titles = [part.split("\n", 1)[0] for part in subsections]
-    new = f"{heading}\n\n{body}"
-    if heading in titles:
-        subsections[titles.index(heading)] = new
-    else:
-        at = titles.index("### Findings") if "### Findings" in titles else len(subsections)
-        subsections.insert(at, new)
-    section = "\n\n".join(part.rstrip("\n") for part in [lead, *subsections]) + "\n"
-    DOCS.write_text(text[: found.start()] + section + ("\n" + text[end:] if following else ""))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
@@ -1116,7 +1095,7 @@ def main() -> None:
     body = report(outcome, args, " ".join([".venv/bin/python", "bench/load.py", *sys.argv[1:]]))
     print("\n" + title(kind, args) + "\n\n" + body)
     if not args.no_docs:
-        write_subsection(title(kind, args), body)
+        write_subsection(SECTION, INTRO, title(kind, args), body)
         print(f"updated {DOCS.relative_to(ROOT)}")
     if not all(met for _, met, _ in rules(outcome)):
         sys.exit(1)
