@@ -93,19 +93,14 @@ def access_token() -> Response:
         client_id = authority.directory.assertion_client(
             request.form.get("client_assertion", ""), audiences
         )
-        secret = None
     else:
-        client_id, secret = _credentials()
+        claimed, secret = _credentials()
+        client_id = claimed if authority.directory.authenticate(claimed, secret) else None
     try:
         scope = authority.directory.granted_scopes(client_id or "", request.form.get("scope", ""))
     except FhirError as error:
         return _oauth_error(400, "invalid_scope", str(error))
-    if client_id is None:
-        token = None
-    elif secret is None:
-        token = authority.tokens.grant(client_id, scope)
-    else:
-        token = authority.tokens.issue(client_id, secret, scope)
+    token = authority.tokens.grant(client_id, scope) if client_id is not None else None
     if token is None:
         return _oauth_error(401, "invalid_client", "unknown client, wrong secret or assertion")
     if not scope:

@@ -72,6 +72,15 @@ def check_read(uow: UnitOfWork, stored: StoredResource) -> None:
         )
 
 
+def check_past(uow: UnitOfWork, resource_type: str, res_id: str) -> None:
+    """Forbidden unless the caller may read the resource now: who may see it now may see its
+    versions (vread, instance history).  Nothing to read for an unbound caller."""
+    if caller_of(uow).bound:
+        current = uow.store.current(resource_type, res_id)
+        if current is not None:
+            check_read(uow, current)
+
+
 def owner_for_write(
     uow: UnitOfWork,
     resource_type: str,

@@ -41,10 +41,7 @@ def history(
     caller = caller_of(uow)
     if resource_type and res_id:
         caller.require(resource_type, "r")
-        current = uow.store.current(resource_type, res_id)
-        if current is None:
-            raise NotFound(f"{resource_type}/{res_id} is not known")
-        facilities.check_read(uow, current)
+        facilities.check_past(uow, resource_type, res_id)
         binding, types = None, None  # the instance's whole history, once it may be read
     elif resource_type:
         caller.require(resource_type, "s")
@@ -65,6 +62,8 @@ def history(
         binding=binding,
         types=types,
     )
+    if resource_type and res_id and not versions and not uow.store.current(resource_type, res_id):
+        raise NotFound(f"{resource_type}/{res_id} is not known")
     page, more = versions[:count], len(versions) > count
     path = "/".join(p for p in (base, resource_type, res_id, "_history") if p)
     kept = [(k, v) for k, v in params if k in ("_count", "_since")]

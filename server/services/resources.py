@@ -90,9 +90,7 @@ def vread(uow: UnitOfWork, resource_type: str, res_id: str, version_id: str) -> 
     stored = uow.store.version(resource_type, res_id, version)
     if stored is None:
         raise NotFound(f"{resource_type}/{res_id} has no version {version_id}")
-    current = uow.store.current(resource_type, res_id)
-    if current is not None:  # who may see it now may see its past
-        facilities.check_read(uow, current)
+    facilities.check_past(uow, resource_type, res_id)
     if stored.deleted:
         raise Gone(f"Version {version_id} of {resource_type}/{res_id} is a deletion")
     return stored

@@ -7,11 +7,13 @@ is dropped afterwards; when it is unreachable the tests fail rather than skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,16 +63,25 @@ def fhir_base(database_url, tmp_path_factory):
     assert upgrade.returncode == 0, f"ilp db upgrade failed:\n{upgrade.stderr}"
 
     log_path = tmp_path_factory.mktemp("gunicorn") / "stderr.log"
+    with gunicorn(env, port, log_path, f"{base}/metadata"):
+        yield base
+
+
+@contextlib.contextmanager
+def gunicorn(
+    env: dict[str, str], port: int, log_path: Path, ready_url: str, *, stdout_to_log: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``server:create_app()`` under gunicorn (2 workers) on ``port``, ready when ``ready_url``
+    answers 200 (its stderr in ``log_path`` otherwise); stopped afterwards."""
     with log_path.open("wb") as log:
         command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
         # Without --no-control-socket every gunicorn of this user shares ~/.gunicorn/gunicorn.ctl.
         command += ["--workers", "2", "--no-control-socket", "server:create_app()"]
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log
-        )
+        stdout = log if stdout_to_log else subprocess.DEVNULL
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=log)
     try:
-        _wait_until_ready(process, f"{base}/metadata", log_path)
-        yield base
+        _wait_until_ready(process, ready_url, log_path)
+        yield process
     finally:
         process.terminate()
         try:

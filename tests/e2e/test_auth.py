@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 
 import pytest
 import requests
 
-from tests.e2e.conftest import ILP, ROOT, _environment, _free_port, _wait_until_ready
+from tests.e2e.conftest import ILP, ROOT, _environment, _free_port, gunicorn
 
 pytestmark = pytest.mark.e2e
 
@@ -62,23 +61,9 @@ def node(database_url, tmp_path_factory):
     upgrade = _ilp(env, "db", "upgrade")
     assert upgrade.returncode == 0, f"ilp db upgrade failed:\n{upgrade.stderr}"
     log_path = tmp_path_factory.mktemp("gunicorn-auth") / "stderr.log"
-    with log_path.open("wb") as log:
-        command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
-        command += ["--workers", "2", "--no-control-socket", "server:create_app()"]
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log
-        )
-    try:
-        secrets = _register_clients(env)  # while gunicorn starts: it reads them per request
-        _wait_until_ready(process, f"{origin}/fhir/metadata", log_path)
+    secrets = _register_clients(env)  # before serving: requests read the clients as they come
+    with gunicorn(env, port, log_path, f"{origin}/fhir/metadata"):
         yield origin, env, secrets
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _token(origin, client_id, secret):

@@ -32,7 +32,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -47,7 +46,7 @@ import sqlalchemy as sa
 from server.services.sync.prepare import facility_system, has_identifier
 from server.storage.schema import Resource, ResourceVersion, SyncIdMap, SyncOutbox
 from tests.conftest import fresh_postgres_database
-from tests.e2e.conftest import ILP, ROOT, _free_port, _wait_until_ready
+from tests.e2e.conftest import ILP, ROOT, _free_port, gunicorn
 
 pytestmark = pytest.mark.e2e
 
@@ -136,20 +135,9 @@ def _national_node(folder: Path) -> Iterator[National]:
     )
     _ilp(env, "db", "upgrade")
     log_path = folder / "national.log"
-    with log_path.open("wb") as log:
-        command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
-        command += ["--workers", "2", "--no-control-socket", "server:create_app()"]
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-    try:
-        _wait_until_ready(process, f"http://127.0.0.1:{port}/fhir/metadata", log_path)
+    ready = f"http://127.0.0.1:{port}/fhir/metadata"
+    with gunicorn(env, port, log_path, ready, stdout_to_log=True):
         yield National(f"http://127.0.0.1:{port}", database_url, secret)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # databases ------------------------------------------------------------------------------------
