@@ -12,7 +12,16 @@ import os
 from flask import Flask
 
 from server.config import Settings
-from server.http import admin, auth, error_handlers, fhir_api, limits, national, security_headers
+from server.http import (
+    admin,
+    auth,
+    dashboard,
+    error_handlers,
+    fhir_api,
+    limits,
+    national,
+    security_headers,
+)
 from server.services.clients import ClientDirectory
 from server.services.context import ServiceContext
 from server.storage.db import create_db_engine
@@ -36,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth.register(app, auth.Authority(directory, settings))
     app.register_blueprint(fhir_api.bp)
     app.register_blueprint(admin.bp)
+    dashboard.register(app)
     if settings.client_secrets:  # national mode: docs/national-mode.md
         national.register(app)
     security_headers.register(app)

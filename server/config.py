@@ -63,6 +63,9 @@ class Settings:
     audit: bool = True
     rate_limit: int = 1200
     rate_burst: int = 200
+    # The PWS dashboard: docs/indicators.md#targets ("stunting=14,wasting=7", percent)
+    indicator_targets: str = ""
+    derive_growth: bool = True  # store WHO z-score Observations derived from measurements
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -105,6 +108,7 @@ class Settings:
             raise ConfigError("ILP_RATE_LIMIT must be 0 (off) or a number of requests a minute")
         if self.national_clients and not self.client_secrets:
             raise ConfigError("ILP_NATIONAL_CLIENTS must list id:secret pairs separated by commas")
+        self.targets  # noqa: B018 (raises ConfigError when malformed)
         unknown = sorted(self.enforced_types - SUPPORTED.keys())
         if unknown:
             raise ConfigError(
@@ -121,6 +125,20 @@ class Settings:
     def enforced_types(self) -> frozenset[str]:
         """Resource types that must meet their ILP profiles on write (ILP_ENFORCE_PROFILES)."""
         return frozenset(t.strip() for t in self.enforce_profiles.split(",") if t.strip())
+
+    @property
+    def targets(self) -> dict[str, float]:
+        """Indicator targets in percent by indicator code (ILP_INDICATOR_TARGETS)."""
+        found: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in self.indicator_targets.split(","))):
+            code, _, number = item.partition("=")
+            try:
+                found[code.strip()] = float(number)
+            except ValueError:
+                raise ConfigError(
+                    "ILP_INDICATOR_TARGETS must list code=percent pairs separated by commas"
+                ) from None
+        return found
 
     @property
     def client_secrets(self) -> dict[str, str]:

@@ -17,6 +17,8 @@ from server.services import bundles, resources
 from server.services import history as history_service
 from server.services.capability import capability_statement
 from server.services.context import ServiceContext
+from server.services.indicators import catalogue
+from server.services.indicators import measures as measure_service
 from server.services.operations import import_records as import_operation
 from server.services.operations import validate as validate_operation
 from server.services.search import search_bundle
@@ -69,6 +71,36 @@ def import_records() -> Response:
         ctx(), request.get_data(), request.mimetype, _query()
     )
     return fhir_response(outcome, status)
+
+
+@bp.get("/Measure")
+def measures() -> Response:
+    """The PWS indicators as Measures (docs/indicators.md#fhir), computed, not stored."""
+    found = [measure_service.measure(i) for i in catalogue.INDICATORS]
+    return fhir_response(measure_service.searchset(ctx().settings.fhir_base, found, request.url))
+
+
+@bp.get("/Measure/<mid>")
+def read_measure(mid: str) -> Response:
+    return fhir_response(measure_service.measure(measure_service.find_measure(mid)))
+
+
+@bp.route("/Measure/<mid>/$evaluate-measure", methods=["GET", "POST"])
+def evaluate_measure(mid: str) -> Response:
+    """$evaluate-measure: a summary MeasureReport for periodStart/periodEnd and subject."""
+    indicator = measure_service.find_measure(mid)
+    params = dict(_query())
+    if request.method == "POST" and request.get_data():
+        params.update(measure_service.parameters(parse_json(request.get_data())))
+    month = measure_service.period_month(params.get("periodStart"), params.get("periodEnd"))
+    area = measure_service.subject_area(ctx(), params.get("subject"))
+    return fhir_response(measure_service.evaluate(ctx(), [indicator], month, area)[0])
+
+
+@bp.get("/MeasureReport")
+def measure_reports() -> Response:
+    found = measure_service.search_reports(ctx(), _query())
+    return fhir_response(measure_service.searchset(ctx().settings.fhir_base, found, request.url))
 
 
 @bp.get("/<rtype>/<rid>")

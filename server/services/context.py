@@ -56,6 +56,7 @@ class ServiceContext:
             outbox_types=SYNCED_TYPES if self.settings.outbox else frozenset(),
         )
         uow.caller = self.caller
+        uow.memo["derive_growth"] = self.settings.derive_growth
         return uow
 
     def definitions(self) -> Definitions:

@@ -31,6 +31,7 @@ from server.fhir.integers import INTEGER_MAX, parse_unsigned
 from server.fhir.registry import SUPPORTED, supports
 from server.services import audit, facilities
 from server.services.facilities import caller_of
+from server.services.indicators import recorder
 from server.services.search.execute import active_params, match_ids
 from server.services.search.parse import RESULT_PARAMETERS, parse_search
 from server.services.validation import check_structure
@@ -262,10 +263,48 @@ def delete(uow: UnitOfWork, resource_type: str, res_id: str) -> StoredResource |
         uow.store.replace(tombstone, current.version_id)
     except StaleVersion:
         raise VersionConflict(f"{resource_type}/{res_id} was changed concurrently") from None
-    audit.wrote(uow, "D", resource_type, res_id, tombstone.version_id)
+    _wrote(uow, "D", tombstone)
     return StoredResource(
         resource_type, res_id, tombstone.version_id, tombstone.last_updated, True, None, "DELETE"
     )
+
+
+def put_derived(uow: UnitOfWork, resource: dict[str, Any]) -> None:
+    """Store a resource the server derives from others (the z-scores of a measurement).
+
+    No scope or facility check: the caller was allowed the write it follows from, and the
+    derived resource belongs where its content says, as any other.  Audited and synced.
+    """
+    resource_type, res_id = resource["resourceType"], resource["id"]
+    current = uow.store.current(resource_type, res_id, for_update=True)
+    scope = facilities.owner(uow, resource_type, res_id, resource)
+    if current is None:
+        new = new_version(resource_type, res_id, 1, resource, "PUT", scope)
+        uow.store.insert(new)
+        _wrote(uow, "C", new)
+        return
+    new = new_version(resource_type, res_id, current.version_id + 1, resource, "PUT", scope)
+    if current.deleted or new.content_hash != current.content_hash:
+        uow.store.replace(new, current.version_id)
+        _wrote(uow, "C" if current.deleted else "U", new)
+
+
+def delete_derived(uow: UnitOfWork, resource_type: str, res_id: str) -> None:
+    """Delete a derived resource that no longer follows from its sources (if it exists)."""
+    current = uow.store.current(resource_type, res_id, for_update=True)
+    if current is not None and not current.deleted:
+        tombstone = NewVersion(
+            resource_type,
+            res_id,
+            current.version_id + 1,
+            now(),
+            "DELETE",
+            None,
+            None,
+            current.org_scope,
+        )
+        uow.store.replace(tombstone, current.version_id)
+        _wrote(uow, "D", tombstone)
 
 
 def conditional_delete(
@@ -307,7 +346,7 @@ def _write_new(
         uow.store.insert(new)
     except DuplicateResource:
         raise VersionConflict(f"{resource_type}/{res_id} was created concurrently") from None
-    audit.wrote(uow, "C", resource_type, res_id, 1)
+    _wrote(uow, "C", new)
     return WriteResult(_stored(new), created=True)
 
 
@@ -325,8 +364,14 @@ def _write_next(
         raise VersionConflict(
             f"{current.res_type}/{current.res_id} was changed concurrently; read it and retry"
         ) from None
-    audit.wrote(uow, "C" if current.deleted else "U", current.res_type, current.res_id, version)
+    _wrote(uow, "C" if current.deleted else "U", new)
     return WriteResult(_stored(new), created=current.deleted)
+
+
+def _wrote(uow: UnitOfWork, action: str, new: NewVersion) -> None:
+    # The indicators first: their before-commit step derives resources the audit must list.
+    recorder.wrote(uow, new.res_type, new.res_id, new.content, new.org_scope)
+    audit.wrote(uow, action, new.res_type, new.res_id, new.version_id)
 
 
 def _stored(new: NewVersion) -> StoredResource:

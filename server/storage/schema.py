@@ -280,6 +280,100 @@ class ClientAssertion(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+# The PWS indicators (services/indicators, docs/indicators.md): facts kept with each write,
+# and per-month sums recomputed when a write changed the month.
+
+
+class IndicatorPerson(Base):
+    """A Patient as the indicators count them: age, sex, home desa, Posyandu seen last."""
+
+    __tablename__ = "ind_person"
+
+    patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sex: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    birth_date: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    village: Mapped[str] = mapped_column(String(16))  # Kemendagri desa code, "" if unknown
+    posyandu: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    posyandu_day: Mapped[str | None] = mapped_column(String(10), nullable=True)
+
+
+class IndicatorEvent(Base):
+    """One counted fact of a resource: a measurement, a z-score, a visit."""
+
+    __tablename__ = "ind_event"
+
+    res_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    res_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64))
+    day: Mapped[str] = mapped_column(String(10))  # local date of the event, YYYY-MM-DD
+    month: Mapped[str] = mapped_column(String(7))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    value2: Mapped[float | None] = mapped_column(Float, nullable=True)
+    facility: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (
+        Index("ix_ind_event_month_kind", "month", "kind"),
+        Index("ix_ind_event_patient_day", "patient_id", "day"),
+    )
+
+
+class IndicatorFacility(Base):
+    """An Organization of the health network: its ILP type, desa and parent."""
+
+    __tablename__ = "ind_facility"
+
+    org_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str | None] = mapped_column(String(32), nullable=True)  # ilp-facility-type
+    village: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    parent: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    location: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class IndicatorArea(Base):
+    """A kabupaten, kecamatan or desa named by an ilp-wilayah Location."""
+
+    __tablename__ = "ind_area"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    location: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class IndicatorSummary(Base):
+    """A month's numerator and denominator of an indicator in one desa and Posyandu."""
+
+    __tablename__ = "ind_summary"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    village: Mapped[str] = mapped_column(String(16), primary_key=True)
+    posyandu: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" for none
+    indicator: Mapped[str] = mapped_column(String(32), primary_key=True)
+    numerator: Mapped[int] = mapped_column(Integer)
+    denominator: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class IndicatorMonth(Base):
+    """A month whose summary rows were computed (a month without a row never was)."""
+
+    __tablename__ = "ind_month"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IndicatorChange(Base):
+    """A write that changed a month: its summary is stale until recomputed.  Insert-only, so
+    concurrent writers never wait on each other; a recompute deletes the rows it saw."""
+
+    __tablename__ = "ind_change"
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    month: Mapped[str] = mapped_column(String(7), index=True)
+
+
 INDEX_TABLES = {
     "token": TokenIndex,
     "string": StringIndex,

@@ -78,6 +78,8 @@ def _environment(database_url: str, **settings: str) -> dict[str, str]:
     env.update(ILP_DATABASE_URL=database_url, ILP_LOG_LEVEL="WARNING")
     # /fhir-r4/v1 still needs tokens (national mode); /fhir is read by the test itself
     env.update(ILP_AUTH="off", ILP_RATE_LIMIT="0")
+    # every resource is counted upstream; tests/indicators covers the derived z-scores
+    env.update(ILP_DERIVE_GROWTH="off")
     env.update({f"ILP_{name.upper()}": value for name, value in settings.items()})
     return env
 

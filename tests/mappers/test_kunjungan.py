@@ -400,7 +400,8 @@ def test_fasilitas_sasaran_then_both_exports_import_and_a_second_import_changes_
     # The bidan and the perawat are stored already and unchanged; the two kader are new.
     assert statuses["kunjungan-rumah"].count("201 Created") == 2 + 6 + 20
     before = {t: versions(ilp_client, t) for t in TYPES}
-    assert [len(v) for v in before.values()] == [5, 12, 8, 54]
+    # 54 measurements, and the WHO z-scores derived from the children's (13)
+    assert [len(v) for v in before.values()] == [5, 12, 8, 54 + 13]
 
     import_all(ilp_client, "ndjson", batch_size)
     assert {t: versions(ilp_client, t) for t in TYPES} == before

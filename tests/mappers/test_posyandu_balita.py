@@ -189,7 +189,8 @@ def test_fasilitas_sasaran_then_the_sheet_import_and_a_second_import_changes_not
     assert statuses.count("201 Created") == 1 + 6 + 20 + 3 + 1
     types = ("Practitioner", "Encounter", "Observation", "Immunization", "MedicationAdministration")
     before = {t: versions(ilp_client, t) for t in types}
-    assert [len(v) for v in before.values()] == [1, 6, 20, 3, 1]
+    # 20 measurements, and the 4 WHO z-scores derived from each of the 6 weighings
+    assert [len(v) for v in before.values()] == [1, 6, 20 + 6 * 4, 3, 1]
 
     import_file(ilp_client, "posyandu-balita", sample("posyandu-balita", "ndjson"), batch_size)
     assert {t: versions(ilp_client, t) for t in types} == before

@@ -44,6 +44,7 @@ def upstream_app(sqlite_template, tmp_path):
             database_url=f"sqlite:///{path}",
             base_url=f"{UPSTREAM}/fhir",
             outbox=False,
+            derive_growth=False,
             national_clients=f"{CLIENT_ID}:{SECRET}",
             **NO_PROFILE_ENFORCEMENT,
             **NO_SECURITY,
@@ -72,6 +73,7 @@ def local_app(request, settings):
             upstream_organization_id=ORG,
             sync_persons="create",
             sync_bundle_size=request.param,
+            derive_growth=False,  # counts what was loaded; tests/indicators syncs z-scores
         )
     )
     yield application

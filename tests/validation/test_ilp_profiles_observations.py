@@ -217,8 +217,8 @@ Z_SCORES = [
         "Observation.code",
     ),
     wfh(
-        "wfh-coded-bmi-for-age",
-        put("code.coding.0.code", "bmi-for-age"),
+        "wfh-coded-arm-for-age",  # a WHO indicator the ILP code system does not define
+        put("code.coding.0.code", "arm-circumference-for-age"),
         OBS_CODES,
         "Observation.code",
     ),

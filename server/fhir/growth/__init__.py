@@ -12,6 +12,7 @@ from __future__ import annotations
 from .standards import Lms
 from .zscores import (
     INDICATORS,
+    PLAUSIBLE,
     Indicator,
     ZScores,
     age_in_days,
@@ -23,6 +24,7 @@ from .zscores import (
 
 __all__ = [
     "INDICATORS",
+    "PLAUSIBLE",
     "Indicator",
     "Lms",
     "ZScores",

@@ -1,0 +1,166 @@
+"""WHO z-scores of a child's measurements, stored as Observations ``derivedFrom`` them.
+
+For each child and day with a weight or a length/height, the server computes the WHO 2006
+z-scores (``server/fhir/growth``) from the latest weight and length/height of that day and the
+child's sex and birth date, and stores one Observation per z-score under an id made from the
+child and the day: writing the measurement again, or correcting the birth date, updates them
+in place; deleting the measurement deletes what no longer follows from it.  They are ordinary
+Observations: searchable, audited and synced upstream like any other (docs/indicators.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Any
+
+from server.fhir.growth import Indicator, z_scores
+from server.services.indicators.facts import events
+from server.storage import indicators as store
+from server.storage.uow import UnitOfWork
+
+ILP = "https://fhir.ilp-gateway.id"
+GROWTH = f"{ILP}/CodeSystem/ilp-obs-growth-indicator"
+_UCUM = "http://unitsofmeasure.org"
+_VITAL_SIGNS = [
+    {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                "code": "vital-signs",
+                "display": "Vital Signs",
+            }
+        ]
+    }
+]
+# indicator -> (code, display, Indonesian text, profile id, measurements it is derived from)
+_DERIVED: dict[Indicator, tuple[str, str, str, str, tuple[str, ...]]] = {
+    "lhfa": (
+        "height-for-age",
+        "Length/height-for-age z-score",
+        "Z-score PB/U atau TB/U",
+        "ilp-obs-zscore-height-for-age",
+        ("height",),
+    ),
+    "wfa": (
+        "weight-for-age",
+        "Weight-for-age z-score",
+        "Z-score BB/U",
+        "ilp-obs-zscore-weight-for-age",
+        ("weight",),
+    ),
+    "wflh": (
+        "weight-for-height",
+        "Weight-for-length/height z-score",
+        "Z-score BB/PB atau BB/TB",
+        "ilp-obs-zscore-weight-for-height",
+        ("weight", "height"),
+    ),
+    "bfa": (
+        "bmi-for-age",
+        "BMI-for-age z-score",
+        "Z-score IMT/U",
+        "ilp-obs-zscore-bmi-for-age",
+        ("weight", "height"),
+    ),
+}
+METHOD = {
+    "text": "WHO Child Growth Standards 2006 (LMS), computed by ILP Gateway as WHO Anthro does"
+}
+
+
+def derived_id(indicator: Indicator, patient_id: str, day: str) -> str:
+    """The id of a child's z-score Observation of one day (stable, at most 64 characters)."""
+    digest = hashlib.sha256(f"{patient_id}|{day}".encode()).hexdigest()[:24]
+    return f"zscore-{indicator}-{digest}"
+
+
+def derive(uow: UnitOfWork, patient_id: str, day: str) -> None:
+    """Store (or update, or delete) the z-score Observations of a child's measurements of a day."""
+    from server.services import resources  # resources calls into the recorder, which calls here
+
+    sources = _latest_sources(uow, patient_id, day)
+    scores = _scores(uow, patient_id, day, sources)
+    for indicator, (_, _, _, _, needs) in _DERIVED.items():
+        res_id = derived_id(indicator, patient_id, day)
+        value = scores.get(indicator)
+        used = [sources[kind] for kind in needs if kind in sources]
+        if value is None or len(used) < len(needs):
+            resources.delete_derived(uow, "Observation", res_id)
+            continue
+        resources.put_derived(uow, _observation(indicator, res_id, patient_id, value, used))
+
+
+def _latest_sources(uow: UnitOfWork, patient_id: str, day: str) -> dict[str, dict[str, Any]]:
+    """The weight and length/height Observations of the day (the last id of each kind)."""
+    latest: dict[str, str] = {}
+    for row in store.measurements(uow.connection, patient_id, day):
+        latest[row.kind] = row.res_id
+    found: dict[str, dict[str, Any]] = {}
+    for kind, res_id in latest.items():
+        stored = uow.store.current("Observation", res_id)
+        if stored is not None and stored.content is not None:
+            found[kind] = stored.content
+    return found
+
+
+def _scores(
+    uow: UnitOfWork, patient_id: str, day: str, sources: dict[str, dict[str, Any]]
+) -> dict[Indicator, float | None]:
+    person = store.person(uow.connection, patient_id)
+    if not sources or person is None or person.sex is None or person.birth_date is None:
+        return {}
+    weight = _value(sources.get("weight"))
+    height_obs = sources.get("height")
+    codes = {c.get("code") for c in (height_obs or {}).get("code", {}).get("coding", [])}
+    lying = True if "8306-3" in codes else False if "8308-9" in codes else None
+    try:
+        scores = z_scores(
+            person.sex,
+            date.fromisoformat(person.birth_date),
+            date.fromisoformat(day),
+            weight_kg=weight,
+            length_cm=_value(height_obs),
+            measured_lying=lying,
+        )
+    except ValueError:  # measured before birth, or an impossible date
+        return {}
+    return scores.rounded()
+
+
+def _value(observation: dict[str, Any] | None) -> float | None:
+    for event in events(observation or {}):
+        if event.kind in ("weight", "height"):
+            return event.value
+    return None
+
+
+def _observation(
+    indicator: Indicator, res_id: str, patient_id: str, value: float, used: list[dict[str, Any]]
+) -> dict[str, Any]:
+    code, display, text, profile, _ = _DERIVED[indicator]
+    first = used[0]
+    meta: dict[str, Any] = {"profile": [f"{ILP}/StructureDefinition/{profile}"]}
+    if first.get("meta", {}).get("security"):
+        meta["security"] = first["meta"]["security"]  # a test record's label carries over
+    observation: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": res_id,
+        "meta": meta,
+        "status": "final",
+        "category": _VITAL_SIGNS,
+        "code": {"coding": [{"system": GROWTH, "code": code, "display": display}], "text": text},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    for element in ("encounter", "effectiveDateTime", "effectivePeriod", "performer"):
+        if element in first:
+            observation[element] = first[element]
+    observation["valueQuantity"] = {
+        "value": value,
+        "unit": "Z-score",
+        "system": _UCUM,
+        "code": "{Z-score}",
+    }
+    observation["method"] = METHOD
+    observation["derivedFrom"] = [{"reference": f"Observation/{o['id']}"} for o in used]
+    return observation

@@ -1,0 +1,252 @@
+"""SQL of the PWS indicators: the facts kept with each write, and the per-month summary.
+
+``services/indicators`` decides what the facts are and how they add up; this module only stores
+and reads them (docs/indicators.md#storage).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
+
+from server.storage.schema import (
+    IndicatorArea,
+    IndicatorChange,
+    IndicatorEvent,
+    IndicatorFacility,
+    IndicatorMonth,
+    IndicatorPerson,
+    IndicatorSummary,
+)
+
+_P = cast(Table, IndicatorPerson.__table__)
+_E = cast(Table, IndicatorEvent.__table__)
+_F = cast(Table, IndicatorFacility.__table__)
+_A = cast(Table, IndicatorArea.__table__)
+_S = cast(Table, IndicatorSummary.__table__)
+_M = cast(Table, IndicatorMonth.__table__)
+_C = cast(Table, IndicatorChange.__table__)
+
+MEASUREMENT_KINDS = ("weight", "height")
+
+
+# --- facts, written with each resource -------------------------------------------------------
+
+
+def person(connection: Connection, patient_id: str) -> Any | None:
+    return connection.execute(select(_P).where(_P.c.patient_id == patient_id)).first()
+
+
+def put_person(connection: Connection, patient_id: str, values: dict[str, Any]) -> Any | None:
+    """Insert or update a person (keeping the Posyandu seen last); returns the old row."""
+    old = person(connection, patient_id)
+    if old is None:
+        connection.execute(insert(_P).values(patient_id=patient_id, **values))
+    else:
+        connection.execute(update(_P).where(_P.c.patient_id == patient_id).values(**values))
+    return old
+
+
+def remove_person(connection: Connection, patient_id: str) -> None:
+    connection.execute(delete(_P).where(_P.c.patient_id == patient_id))
+
+
+def seen_at(connection: Connection, patient_id: str, posyandu: str, day: str) -> None:
+    """Record that ``posyandu`` saw the person on ``day``, unless a later visit is known."""
+    connection.execute(
+        update(_P)
+        .where(
+            _P.c.patient_id == patient_id,
+            (_P.c.posyandu_day.is_(None)) | (_P.c.posyandu_day <= day),
+        )
+        .values(posyandu=posyandu, posyandu_day=day)
+    )
+
+
+def replace_events(
+    connection: Connection, res_type: str, res_id: str, rows: Sequence[dict[str, Any]]
+) -> set[tuple[str, str, str]]:
+    """Make ``rows`` the events of a resource; returns (patient, kind, day) of what changed."""
+    where = (_E.c.res_type == res_type) & (_E.c.res_id == res_id)
+    columns = (_E.c.patient_id, _E.c.kind, _E.c.day, _E.c.value, _E.c.value2, _E.c.facility)
+    before = {tuple(r) for r in connection.execute(select(*columns).where(where))}
+    after = {tuple(r[c.name] for c in columns) for r in rows}
+    if before == after:
+        return set()
+    if before:
+        connection.execute(delete(_E).where(where))
+    if rows:
+        connection.execute(
+            insert(_E), [{"res_type": res_type, "res_id": res_id, **r} for r in rows]
+        )
+    return {(patient, kind, day) for patient, kind, day, *_ in before ^ after}
+
+
+def measurements(connection: Connection, patient_id: str, day: str) -> list[Any]:
+    """Weights and lengths/heights of a person on a day: (res_id, kind, value, value2)."""
+    return list(
+        connection.execute(
+            select(_E.c.res_id, _E.c.kind, _E.c.value, _E.c.value2)
+            .where(
+                _E.c.patient_id == patient_id,
+                _E.c.day == day,
+                _E.c.res_type == "Observation",
+                _E.c.kind.in_(MEASUREMENT_KINDS),
+            )
+            .order_by(_E.c.res_id)
+        )
+    )
+
+
+def measured_days(connection: Connection, patient_id: str) -> list[str]:
+    return list(
+        connection.scalars(
+            select(_E.c.day)
+            .where(_E.c.patient_id == patient_id, _E.c.kind.in_(MEASUREMENT_KINDS))
+            .distinct()
+        )
+    )
+
+
+def facility_kind(connection: Connection, org_id: str) -> str | None:
+    return connection.scalar(select(_F.c.kind).where(_F.c.org_id == org_id))
+
+
+def put_facility(connection: Connection, org_id: str, values: dict[str, Any] | None) -> None:
+    """Insert, update (keeping its Location) or, with ``values`` None, remove a facility."""
+    if values is None:
+        connection.execute(delete(_F).where(_F.c.org_id == org_id))
+        return
+    done = connection.execute(update(_F).where(_F.c.org_id == org_id).values(**values))
+    if done.rowcount == 0:
+        connection.execute(insert(_F).values(org_id=org_id, **values))
+
+
+def locate_facility(connection: Connection, org_id: str, location: str) -> None:
+    """Name the Location a facility works from (MeasureReports name it as subject)."""
+    connection.execute(update(_F).where(_F.c.org_id == org_id).values(location=location))
+
+
+def put_area(connection: Connection, location: str, found: tuple[str, str] | None) -> None:
+    connection.execute(delete(_A).where(_A.c.location == location))
+    if found is not None:
+        code, name = found
+        connection.execute(delete(_A).where(_A.c.code == code))
+        connection.execute(insert(_A).values(code=code, location=location, name=name))
+
+
+def changed(connection: Connection, months: Iterable[str]) -> None:
+    """Mark months stale (insert-only: concurrent writers never wait on one row)."""
+    rows = [{"month": month} for month in sorted(set(months))]
+    if rows:
+        connection.execute(insert(_C), rows)
+
+
+def changed_all(connection: Connection) -> None:
+    """Mark every computed month stale (a person's age, sex or desa changed)."""
+    connection.execute(insert(_C).from_select(["month"], select(_M.c.month)))
+
+
+# --- the summary -----------------------------------------------------------------------------
+
+
+def stale(connection: Connection, months: Sequence[str]) -> list[str]:
+    """Those of ``months`` never computed or changed since."""
+    computed = set(connection.scalars(select(_M.c.month).where(_M.c.month.in_(months))))
+    dirty = set(connection.scalars(select(_C.c.month).where(_C.c.month.in_(months)).distinct()))
+    return [m for m in months if m not in computed or m in dirty]
+
+
+def change_marks(connection: Connection, month: str) -> list[int]:
+    return list(connection.scalars(select(_C.c.seq).where(_C.c.month == month)))
+
+
+def persons(connection: Connection) -> list[Any]:
+    return list(
+        connection.execute(
+            select(_P.c.patient_id, _P.c.sex, _P.c.birth_date, _P.c.village, _P.c.posyandu)
+        )
+    )
+
+
+def events_of(connection: Connection, months: Sequence[str], kinds: Sequence[str]) -> list[Any]:
+    return list(
+        connection.execute(
+            select(
+                _E.c.patient_id, _E.c.kind, _E.c.day, _E.c.value, _E.c.value2, _E.c.res_id
+            ).where(_E.c.month.in_(months), _E.c.kind.in_(kinds))
+        )
+    )
+
+
+def store_summary(
+    connection: Connection, month: str, rows: list[dict[str, Any]], marks: Sequence[int]
+) -> None:
+    """Replace a month's summary and forget the changes it took in (``marks``)."""
+    connection.execute(delete(_S).where(_S.c.month == month))
+    if rows:
+        connection.execute(insert(_S), [{"month": month, **row} for row in rows])
+    connection.execute(delete(_M).where(_M.c.month == month))
+    connection.execute(insert(_M).values(month=month, computed_at=datetime.now(UTC)))
+    for start in range(0, len(marks), 500):
+        connection.execute(delete(_C).where(_C.c.seq.in_(marks[start : start + 500])))
+
+
+def summed(
+    connection: Connection,
+    months: Sequence[str],
+    group: str,
+    villages: Sequence[str] | None = None,
+    posyandu: Sequence[str] | None = None,
+) -> list[Any]:
+    """Sums per (month, ``group`` key, indicator); ``group``: village, posyandu, cell or none.
+
+    ``villages`` / ``posyandu`` keep only those cells.
+    """
+    keys: list[Any] = [_S.c.month, _S.c.indicator]
+    if group in ("village", "cell"):
+        keys.append(_S.c.village)
+    if group in ("posyandu", "cell"):
+        keys.append(_S.c.posyandu)
+    query = select(
+        *keys,
+        func.sum(_S.c.numerator).label("numerator"),
+        func.sum(_S.c.denominator).label("denominator"),
+    ).where(_S.c.month.in_(months))
+    if villages is not None:
+        query = query.where(_S.c.village.in_(villages))
+    if posyandu is not None:
+        query = query.where(_S.c.posyandu.in_(posyandu))
+    return list(connection.execute(query.group_by(*keys)))
+
+
+def months_with_data(connection: Connection) -> list[str]:
+    return sorted(connection.scalars(select(_E.c.month).distinct()), reverse=True)
+
+
+def facilities(connection: Connection) -> list[Any]:
+    return list(connection.execute(select(_F)))
+
+
+def areas(connection: Connection) -> list[Any]:
+    return list(connection.execute(select(_A)))
+
+
+def people_of(connection: Connection, posyandu: str) -> list[Any]:
+    return list(connection.execute(select(_P).where(_P.c.posyandu == posyandu)))
+
+
+def latest_zscores(connection: Connection, patients: Sequence[str], until: str) -> list[Any]:
+    """Each z-score event up to ``until`` (a day) of ``patients``."""
+    return list(
+        connection.execute(
+            select(_E.c.patient_id, _E.c.kind, _E.c.day, _E.c.value, _E.c.res_id).where(
+                _E.c.patient_id.in_(patients),
+                _E.c.kind.in_(("haz", "waz", "whz")),
+                _E.c.day <= until,
+            )
+        )
+    )
