@@ -249,16 +249,7 @@ def delete(uow: UnitOfWork, resource_type: str, res_id: str) -> StoredResource |
     if current is None or current.deleted:
         return None
     facilities.check_delete(uow, current)
-    tombstone = NewVersion(
-        resource_type,
-        res_id,
-        current.version_id + 1,
-        now(),
-        "DELETE",
-        None,
-        None,
-        current.org_scope,
-    )
+    tombstone = _tombstone(current)
     try:
         uow.store.replace(tombstone, current.version_id)
     except StaleVersion:
@@ -293,18 +284,22 @@ def delete_derived(uow: UnitOfWork, resource_type: str, res_id: str) -> None:
     """Delete a derived resource that no longer follows from its sources (if it exists)."""
     current = uow.store.current(resource_type, res_id, for_update=True)
     if current is not None and not current.deleted:
-        tombstone = NewVersion(
-            resource_type,
-            res_id,
-            current.version_id + 1,
-            now(),
-            "DELETE",
-            None,
-            None,
-            current.org_scope,
-        )
+        tombstone = _tombstone(current)
         uow.store.replace(tombstone, current.version_id)
         _wrote(uow, "D", tombstone)
+
+
+def _tombstone(current: StoredResource) -> NewVersion:
+    return NewVersion(
+        current.res_type,
+        current.res_id,
+        current.version_id + 1,
+        now(),
+        "DELETE",
+        None,
+        None,
+        current.org_scope,
+    )
 
 
 def conditional_delete(
