@@ -131,7 +131,7 @@ def children_at_risk(context: ServiceContext, posyandu: str, month: str) -> list
         people = [
             p
             for p in store.people_of(uow.connection, posyandu)
-            if p.birth_date and _under_five(p.birth_date, end)
+            if p.birth_date and summary.under_five(date.fromisoformat(p.birth_date), end)
         ]
         scores = store.latest_zscores(
             uow.connection, [p.patient_id for p in people], end.isoformat()
@@ -267,13 +267,6 @@ def _total(within: Area | None, network: _Network, rows: Sequence[AreaRow]) -> A
     return AreaRow(area, values)
 
 
-def _under_five(birth_date: str, end: date) -> bool:
-    born = date.fromisoformat(birth_date)
-    return born <= end and (end - born).days < 1827
-
-
 def _check_month(month: str) -> None:
-    if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit():
-        raise NotFound(f"{month!r} is not a month (YYYY-MM)")
-    if not 1 <= int(month[5:]) <= 12:
+    if not summary.is_month(month):
         raise NotFound(f"{month!r} is not a month (YYYY-MM)")

@@ -15,7 +15,6 @@ from datetime import date
 from typing import Any
 
 from server.fhir.growth import Indicator, z_scores
-from server.services.indicators.facts import events
 from server.storage import indicators as store
 from server.storage.uow import UnitOfWork
 
@@ -79,8 +78,9 @@ def derive(uow: UnitOfWork, patient_id: str, day: str) -> None:
     """Store (or update, or delete) the z-score Observations of a child's measurements of a day."""
     from server.services import resources  # resources calls into the recorder, which calls here
 
-    sources = _latest_sources(uow, patient_id, day)
-    scores = _scores(uow, patient_id, day, sources)
+    latest = {row.kind: row for row in store.measurements(uow.connection, patient_id, day)}
+    sources = _contents(uow, latest)
+    scores = _scores(uow, patient_id, day, latest)
     for indicator, (_, _, _, _, needs) in _DERIVED.items():
         res_id = derived_id(indicator, patient_id, day)
         value = scores.get(indicator)
@@ -91,48 +91,38 @@ def derive(uow: UnitOfWork, patient_id: str, day: str) -> None:
         resources.put_derived(uow, _observation(indicator, res_id, patient_id, value, used))
 
 
-def _latest_sources(uow: UnitOfWork, patient_id: str, day: str) -> dict[str, dict[str, Any]]:
-    """The weight and length/height Observations of the day (the last id of each kind)."""
-    latest: dict[str, str] = {}
-    for row in store.measurements(uow.connection, patient_id, day):
-        latest[row.kind] = row.res_id
+def _contents(uow: UnitOfWork, latest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The Observations of the day's weight and length/height (the last id of each kind)."""
     found: dict[str, dict[str, Any]] = {}
-    for kind, res_id in latest.items():
-        stored = uow.store.current("Observation", res_id)
+    for kind, row in latest.items():
+        stored = uow.store.current("Observation", row.res_id)
         if stored is not None and stored.content is not None:
             found[kind] = stored.content
     return found
 
 
 def _scores(
-    uow: UnitOfWork, patient_id: str, day: str, sources: dict[str, dict[str, Any]]
+    uow: UnitOfWork, patient_id: str, day: str, latest: dict[str, Any]
 ) -> dict[Indicator, float | None]:
+    """The rounded z-scores, from the measurements as the facts hold them (unit converted;
+    a height's ``value2`` is 1 lying, 0 standing, None unknown)."""
     person = store.person(uow.connection, patient_id)
-    if not sources or person is None or person.sex is None or person.birth_date is None:
+    if not latest or person is None or person.sex is None or person.birth_date is None:
         return {}
-    weight = _value(sources.get("weight"))
-    height_obs = sources.get("height")
-    codes = {c.get("code") for c in (height_obs or {}).get("code", {}).get("coding", [])}
-    lying = True if "8306-3" in codes else False if "8308-9" in codes else None
+    weight, height = latest.get("weight"), latest.get("height")
+    position = height.value2 if height is not None else None
     try:
         scores = z_scores(
             person.sex,
             date.fromisoformat(person.birth_date),
             date.fromisoformat(day),
-            weight_kg=weight,
-            length_cm=_value(height_obs),
-            measured_lying=lying,
+            weight_kg=weight.value if weight is not None else None,
+            length_cm=height.value if height is not None else None,
+            measured_lying=None if position is None else position == 1.0,
         )
     except ValueError:  # measured before birth, or an impossible date
         return {}
     return scores.rounded()
-
-
-def _value(observation: dict[str, Any] | None) -> float | None:
-    for event in events(observation or {}):
-        if event.kind in ("weight", "height"):
-            return event.value
-    return None
 
 
 def _observation(

@@ -87,10 +87,8 @@ def period_month(start: str | None, end: str | None) -> str:
             "ILP indicators are monthly: periodStart and periodEnd must lie in one calendar month",
             "periodEnd",
         )
-    if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit():
+    if not summary.is_month(month):
         raise InvalidRequest(f"{start!r} is not a date (YYYY-MM or YYYY-MM-DD)", "periodStart")
-    if not 1 <= int(month[5:]) <= 12:
-        raise InvalidRequest(f"{start!r} is not a date", "periodStart")
     return month
 
 

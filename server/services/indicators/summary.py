@@ -40,6 +40,17 @@ def refresh(engine: Engine, months: Sequence[str]) -> None:
             store.store_summary(connection, month, rows, marks)
 
 
+def is_month(text: str) -> bool:
+    """Whether ``text`` is a calendar month, YYYY-MM."""
+    digits = text[:4] + text[5:]
+    return len(text) == 7 and text[4] == "-" and digits.isdigit() and 1 <= int(text[5:]) <= 12
+
+
+def under_five(born: date, on: date) -> bool:
+    """Under five on ``on`` as WHO counts it (z-scores while age in days / 30.4375 < 60)."""
+    return born <= on and age_in_days(born, on) < _UNDER_FIVE_DAYS
+
+
 def month_end(month: str) -> date:
     year, number = int(month[:4]), int(month[5:7])
     return date(year, number, calendar.monthrange(year, number)[1])
@@ -58,7 +69,7 @@ def count_month(connection: Any, month: str, people: Sequence[Any]) -> list[dict
         born = date.fromisoformat(person.birth_date)
         if born > end:
             continue
-        if age_in_days(born, end) < _UNDER_FIVE_DAYS:
+        if under_five(born, end):
             children.add(person.patient_id)
         if _years(born, end) >= cat.ADULT_YEARS:
             adults.add(person.patient_id)
