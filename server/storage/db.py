@@ -7,15 +7,18 @@ read transaction tries to upgrade.  PostgreSQL needs none of this.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from server.config import Settings
+from server.errors import VersionConflict
 from server.fhir.jsonio import dumps_text
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -70,6 +73,29 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         write = connection.get_execution_options().get("ilp_write", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+DEADLOCK_DETECTED = "40P01"
+
+
+def hold_lock(connection: Connection, key: str) -> None:
+    """Hold a lock on ``key`` until the transaction ends (PostgreSQL advisory lock).
+
+    SQLite needs none: its write transactions (``ilp_write``) already run one at a time.
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    try:
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"),
+            {"key": int.from_bytes(digest, "big", signed=True)},
+        )
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != DEADLOCK_DETECTED:
+            raise
+        # two transactions took the same conditions in opposite orders
+        raise VersionConflict("A concurrent transaction holds this condition; retry") from None
 
 
 def analyze(engine: Engine) -> None:

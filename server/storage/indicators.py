@@ -10,8 +10,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
 
+from server.storage.db import hold_lock
 from server.storage.schema import (
     IndicatorArea,
     IndicatorChange,
@@ -54,16 +55,21 @@ def remove_person(connection: Connection, patient_id: str) -> None:
     connection.execute(delete(_P).where(_P.c.patient_id == patient_id))
 
 
-def seen_at(connection: Connection, patient_id: str, posyandu: str, day: str) -> None:
-    """Record that ``posyandu`` saw the person on ``day``, unless a later visit is known."""
-    connection.execute(
+def seen_at(connection: Connection, patient_id: str, posyandu: str, day: str) -> bool:
+    """Record that ``posyandu`` saw the person on ``day``, unless a later visit is known;
+    returns whether the person moved to ``posyandu`` (their counts move with them)."""
+    latest = (_P.c.patient_id == patient_id) & (
+        _P.c.posyandu_day.is_(None) | (_P.c.posyandu_day <= day)
+    )
+    moved = connection.execute(
         update(_P)
-        .where(
-            _P.c.patient_id == patient_id,
-            (_P.c.posyandu_day.is_(None)) | (_P.c.posyandu_day <= day),
-        )
+        .where(latest, _P.c.posyandu.is_(None) | (_P.c.posyandu != posyandu))
         .values(posyandu=posyandu, posyandu_day=day)
     )
+    if moved.rowcount:
+        return True
+    connection.execute(update(_P).where(latest).values(posyandu_day=day))
+    return False
 
 
 def replace_events(
@@ -138,59 +144,104 @@ def put_area(connection: Connection, location: str, found: tuple[str, str] | Non
         connection.execute(insert(_A).values(code=code, location=location, name=name))
 
 
-def changed(connection: Connection, months: Iterable[str]) -> None:
-    """Mark months stale (insert-only: concurrent writers never wait on one row)."""
-    rows = [{"month": month} for month in sorted(set(months))]
+def villages_of(connection: Connection, patients: Iterable[str]) -> dict[str, str]:
+    """The home desa of each of ``patients`` the facts know."""
+    wanted = sorted(set(patients))
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        query = select(_P.c.patient_id, _P.c.village).where(
+            _P.c.patient_id.in_(wanted[start : start + 500])
+        )
+        found.update((row.patient_id, row.village) for row in connection.execute(query))
+    return found
+
+
+def event_months(connection: Connection, patient_id: str) -> set[str]:
+    return set(connection.scalars(select(_E.c.month).where(_E.c.patient_id == patient_id)))
+
+
+def computed_months(connection: Connection) -> set[str]:
+    return set(connection.scalars(select(_M.c.month)))
+
+
+def changed(connection: Connection, marks: Iterable[tuple[str, str | None]]) -> None:
+    """Mark (month, desa) pairs stale, desa None for the whole month.  Insert-only: concurrent
+    writers never wait on one row."""
+    rows = [{"month": month, "village": village} for month, village in sorted(set(marks), key=str)]
     if rows:
         connection.execute(insert(_C), rows)
-
-
-def changed_all(connection: Connection) -> None:
-    """Mark every computed month stale (a person's age, sex or desa changed)."""
-    connection.execute(insert(_C).from_select(["month"], select(_M.c.month)))
 
 
 # --- the summary -----------------------------------------------------------------------------
 
 
+def lock_summary(connection: Connection, month: str) -> None:
+    """One recount of a month at a time (PostgreSQL; SQLite's write transaction is one)."""
+    hold_lock(connection, f"ind_summary:{month}")
+
+
 def stale(connection: Connection, months: Sequence[str]) -> list[str]:
-    """Those of ``months`` never computed or changed since."""
+    """Those of ``months`` never counted or changed since."""
     computed = set(connection.scalars(select(_M.c.month).where(_M.c.month.in_(months))))
     dirty = set(connection.scalars(select(_C.c.month).where(_C.c.month.in_(months)).distinct()))
     return [m for m in months if m not in computed or m in dirty]
 
 
-def change_marks(connection: Connection, month: str) -> list[int]:
-    return list(connection.scalars(select(_C.c.seq).where(_C.c.month == month)))
+def change_marks(connection: Connection, month: str) -> list[tuple[int, str | None]]:
+    """The marks of ``month``: (seq, desa or None)."""
+    query = select(_C.c.seq, _C.c.village).where(_C.c.month == month)
+    return [(seq, village) for seq, village in connection.execute(query)]
 
 
-def persons(connection: Connection) -> list[Any]:
-    return list(
-        connection.execute(
-            select(_P.c.patient_id, _P.c.sex, _P.c.birth_date, _P.c.village, _P.c.posyandu)
-        )
+def persons(connection: Connection, villages: Sequence[str] | None = None) -> list[Any]:
+    """The people (all, or those of ``villages``) with what the counts need."""
+    query = select(_P.c.patient_id, _P.c.sex, _P.c.birth_date, _P.c.village, _P.c.posyandu)
+    if villages is not None:
+        query = query.where(_P.c.village.in_(villages))
+    return list(connection.execute(query))
+
+
+def events_of(
+    connection: Connection,
+    months: Sequence[str],
+    kinds: Sequence[str],
+    villages: Sequence[str] | None = None,
+) -> list[Any]:
+    """The events of ``kinds`` in ``months`` (of the people of ``villages``, if given)."""
+    columns = (_E.c.patient_id, _E.c.kind, _E.c.day, _E.c.value, _E.c.value2, _E.c.res_id)
+    if villages is None:
+        query = select(*columns).where(_E.c.month.in_(months), _E.c.kind.in_(kinds))
+        return list(connection.execute(query))
+    # by person and day (ix_ind_event_patient_day): a desa is a small part of a month
+    people = select(_P.c.patient_id).where(_P.c.village.in_(villages))
+    query = select(*columns).where(
+        _E.c.patient_id.in_(people),
+        _E.c.day >= f"{min(months)}-01",
+        _E.c.day <= f"{max(months)}-31",
+        _E.c.month.in_(months),
+        _E.c.kind.in_(kinds),
     )
-
-
-def events_of(connection: Connection, months: Sequence[str], kinds: Sequence[str]) -> list[Any]:
-    return list(
-        connection.execute(
-            select(
-                _E.c.patient_id, _E.c.kind, _E.c.day, _E.c.value, _E.c.value2, _E.c.res_id
-            ).where(_E.c.month.in_(months), _E.c.kind.in_(kinds))
-        )
-    )
+    return list(connection.execute(query))
 
 
 def store_summary(
-    connection: Connection, month: str, rows: list[dict[str, Any]], marks: Sequence[int]
+    connection: Connection,
+    month: str,
+    rows: list[dict[str, Any]],
+    villages: Sequence[str] | None,
+    marks: Sequence[int],
 ) -> None:
-    """Replace a month's summary and forget the changes it took in (``marks``)."""
-    connection.execute(delete(_S).where(_S.c.month == month))
+    """Replace a month's summary (or that of ``villages``) and forget the changes it took in
+    (``marks``)."""
+    where = _S.c.month == month
+    if villages is not None:
+        where &= _S.c.village.in_(villages)
+    connection.execute(delete(_S).where(where))
     if rows:
         connection.execute(insert(_S), [{"month": month, **row} for row in rows])
-    connection.execute(delete(_M).where(_M.c.month == month))
-    connection.execute(insert(_M).values(month=month, computed_at=datetime.now(UTC)))
+    if villages is None:
+        connection.execute(delete(_M).where(_M.c.month == month))
+        connection.execute(insert(_M).values(month=month, computed_at=datetime.now(UTC)))
     for start in range(0, len(marks), 500):
         connection.execute(delete(_C).where(_C.c.seq.in_(marks[start : start + 500])))
 
@@ -223,8 +274,23 @@ def summed(
     return list(connection.execute(query.group_by(*keys)))
 
 
+# A loose index scan: one seek per month on ix_ind_event_month_kind, not a DISTINCT over every
+# event (a million rows and more in a district).
+_MONTHS = text(
+    """
+    WITH RECURSIVE found(month) AS (
+        SELECT min(month) FROM ind_event
+        UNION ALL
+        SELECT (SELECT min(month) FROM ind_event WHERE month > found.month)
+        FROM found WHERE found.month IS NOT NULL
+    )
+    SELECT month FROM found WHERE month IS NOT NULL
+    """
+)
+
+
 def months_with_data(connection: Connection) -> list[str]:
-    return sorted(connection.scalars(select(_E.c.month).distinct()), reverse=True)
+    return sorted(connection.scalars(_MONTHS), reverse=True)
 
 
 def facilities(connection: Connection) -> list[Any]:

@@ -293,7 +293,8 @@ class IndicatorPerson(Base):
     name: Mapped[str] = mapped_column(String(200))
     sex: Mapped[str | None] = mapped_column(String(16), nullable=True)
     birth_date: Mapped[str | None] = mapped_column(String(10), nullable=True)
-    village: Mapped[str] = mapped_column(String(16))  # Kemendagri desa code, "" if unknown
+    # Kemendagri desa code, "" if unknown; indexed: a desa's month is recounted on its own
+    village: Mapped[str] = mapped_column(String(16), index=True)
     posyandu: Mapped[str | None] = mapped_column(String(64), nullable=True)
     posyandu_day: Mapped[str | None] = mapped_column(String(10), nullable=True)
 
@@ -365,13 +366,15 @@ class IndicatorMonth(Base):
 
 
 class IndicatorChange(Base):
-    """A write that changed a month: its summary is stale until recomputed.  Insert-only, so
-    concurrent writers never wait on each other; a recompute deletes the rows it saw."""
+    """A write that changed a desa's month: that part of the summary is stale until recomputed.
+    Insert-only, so concurrent writers never wait on each other; a recompute deletes the rows it
+    saw."""
 
     __tablename__ = "ind_change"
 
     seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
     month: Mapped[str] = mapped_column(String(7), index=True)
+    village: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: every desa
 
 
 INDEX_TABLES = {

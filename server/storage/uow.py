@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine
 
-from server.errors import VersionConflict
 from server.fhir.extract import Indexer
 from server.fhir.searchparams import SearchParams
+from server.storage.db import hold_lock
 from server.storage.repository import ResourceStore
-
-DEADLOCK_DETECTED = "40P01"
 
 
 class UnitOfWork:
@@ -83,25 +79,9 @@ class UnitOfWork:
         return self._connection
 
     def lock(self, key: str) -> None:
-        """Hold a lock on ``key`` until this transaction ends (PostgreSQL advisory lock).
-
-        SQLite needs none: its write transactions already run one at a time.
-        """
+        """Hold a lock on ``key`` until this transaction ends (``db.hold_lock``)."""
         assert self._connection is not None
-        if self._connection.dialect.name == "postgresql":
-            digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-            try:
-                self._connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"),
-                    {"key": int.from_bytes(digest, "big", signed=True)},
-                )
-            except OperationalError as exc:
-                if getattr(exc.orig, "sqlstate", None) != DEADLOCK_DETECTED:
-                    raise
-                # two transactions took the same conditions in opposite orders
-                raise VersionConflict(
-                    "A concurrent transaction holds this condition; retry"
-                ) from None
+        hold_lock(self._connection, key)
 
     @property
     def dialect(self) -> str:

@@ -6,6 +6,7 @@ Puskesmas; October 2026.  Each comment says who counts where.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
@@ -342,6 +343,74 @@ def test_a_write_makes_the_month_count_again(loaded):
     for resource in child_visit("c3", "2026-10-05", "pos-x", 7.0, 66.0, LYING):
         client.put(f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource)
     assert values(indicators.overview(context, MONTH).rows[0])["balita-ditimbang"] == (3, 3)
+
+
+def desa_values(context, month=MONTH, level="desa"):
+    return {row.area.code: values(row) for row in indicators.overview(context, month, level).rows}
+
+
+def test_a_child_who_moves_desa_moves_out_of_every_counted_month(loaded):
+    context = loaded.extensions["ilp"]
+    before = desa_values(context)
+    assert before[DESA_A]["stunting"] == (1, 2) and before[DESA_B]["stunting"] == (0, 1)
+    moved = patient("c1", "female", "2025-10-15", DESA_B)
+    assert loaded.test_client().put("/fhir/Patient/c1", json=moved).status_code == 200
+    after = desa_values(context)
+    assert after[DESA_A]["stunting"] == (0, 1)  # c2 left
+    assert after[DESA_B]["stunting"] == (1, 2)  # c1 joins c5
+    assert after[DESA_A]["balita-ditimbang"] == (1, 2)  # c2 of c2, c3
+    assert after[DESA_B]["balita-ditimbang"] == (2, 2)
+    assert "kunjungan-rumah" not in after[DESA_A]  # the home visit went with c1
+    assert after[DESA_B]["kunjungan-rumah"] == (1, None)
+
+
+def test_a_back_dated_antenatal_visit_counts_in_the_later_months(loaded):
+    context = loaded.extensions["ilp"]
+    assert desa_values(context)[DESA_B]["k4"] == (0, 1)  # October counted: m2's one visit
+    client = loaded.test_client()
+    for day in ("2026-07-01", "2026-08-01", "2026-09-01"):  # entered late, from the book
+        resource = encounter(f"anc-m2-{day}", "m2", day, "pkm", "ibu")
+        assert client.put(f"/fhir/Encounter/{resource['id']}", json=resource).status_code == 201
+    october = desa_values(context)[DESA_B]
+    assert october["k4"] == (1, 1)  # four visits in the last 280 days
+    assert october["k1"] == (0, 1)  # her first visit was in July
+    assert desa_values(context, "2026-07")[DESA_B]["k1"] == (1, 1)
+    assert indicators.months(context) == [
+        "2026-10",
+        "2026-09",
+        "2026-08",
+        "2026-07",
+        "2026-06",
+        "2026-05",
+        "2026-04",
+        "2026-03",
+    ]
+
+
+def test_a_child_seen_at_another_posyandu_counts_there_in_every_month(loaded):
+    context = loaded.extensions["ilp"]
+    assert desa_values(context, level="posyandu")["pos-x"]["balita-ditimbang"] == (2, 2)
+    client = loaded.test_client()
+    for resource in child_visit("c2", "2026-11-05", "pos-y", 12.2, 87.5, STANDING):
+        client.put(f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource)
+    october = desa_values(context, level="posyandu")
+    assert october["pos-x"]["balita-ditimbang"] == (1, 1)  # c1 (c3 was never seen there)
+    assert october["pos-y"]["balita-ditimbang"] == (2, 2)  # c5 and c2, now seen there
+    assert desa_values(context)[DESA_A]["balita-ditimbang"] == (2, 3)  # still desa A
+
+
+def test_concurrent_pages_count_a_stale_month_once(loaded):
+    context = loaded.extensions["ilp"]
+    desa_values(context)
+    client = loaded.test_client()
+    for resource in child_visit("c3", "2026-10-05", "pos-x", 7.0, 66.0, LYING):
+        client.put(f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource)
+    with ThreadPoolExecutor(4) as pool:
+        pages = list(pool.map(lambda _: desa_values(context), range(4)))
+    assert all(page[DESA_A]["balita-ditimbang"] == (3, 3) for page in pages)
+    with context.engine.connect() as connection:
+        query = sa.text("SELECT count(*) FROM ind_change WHERE month = :m")
+        assert connection.execute(query, {"m": MONTH}).scalar() == 0
 
 
 def test_measure_reports_equal_the_counts(loaded):

@@ -9,9 +9,11 @@ shows them recomputes them (``summary.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from server.services.indicators import derive, facts
+from server.services.indicators.catalogue import ANC_WINDOW_DAYS
 from server.storage import indicators as store
 from server.storage.uow import UnitOfWork
 
@@ -21,8 +23,9 @@ _TYPES = frozenset({"Patient", "Organization", "Location", "Observation", "Encou
 
 @dataclass
 class _Pending:
-    months: set[str] = field(default_factory=set)
-    every_month: bool = False
+    events: set[tuple[str, str]] = field(default_factory=set)  # (patient, month) changed
+    # a person whose every month changed (moved, new age or sex) -> the desa they counted in
+    moved: dict[str, set[str]] = field(default_factory=dict)
     measured: set[tuple[str, str]] = field(default_factory=set)  # (patient, day) to derive
     facility_kinds: dict[str, str | None] = field(default_factory=dict)
 
@@ -55,33 +58,33 @@ def wrote(
         events = facts.events(content) if content is not None else []
         rows = [_event_row(event, facility) for event in events]
         for patient, kind, day in store.replace_events(connection, resource_type, res_id, rows):
-            pending.months.add(day[:7])
+            pending.events.update((patient, month) for month in _months_counting(kind, day))
             if kind in store.MEASUREMENT_KINDS and uow.memo.get("derive_growth", True):
                 pending.measured.add((patient, day))
         if facility is not None and events and _kind_of(uow, pending, facility) == "posyandu":
             for event in events:
-                store.seen_at(connection, event.patient_id, facility, event.day)
+                if store.seen_at(connection, event.patient_id, facility, event.day):
+                    pending.moved.setdefault(event.patient_id, set())
 
 
 def _patient(
     uow: UnitOfWork, pending: _Pending, res_id: str, content: dict[str, Any] | None
 ) -> None:
     connection = uow.connection
-    pending.every_month = True  # who is registered where, at what age: every month's counts
     if content is None:
+        old = store.person(connection, res_id)
         store.remove_person(connection, res_id)
+        if old is not None:
+            pending.moved.setdefault(res_id, set()).add(old.village)
         return
     person = facts.person(content)
-    old = store.put_person(
-        connection,
-        res_id,
-        {
-            "name": person.name,
-            "sex": person.sex,
-            "birth_date": person.birth_date,
-            "village": person.village,
-        },
-    )
+    counted = {"sex": person.sex, "birth_date": person.birth_date, "village": person.village}
+    old = store.put_person(connection, res_id, {"name": person.name, **counted})
+    if old is None or any(getattr(old, key) != value for key, value in counted.items()):
+        # who is registered where, at what age: every month this person counts in
+        pending.moved.setdefault(res_id, set()).update(
+            [person.village] + ([old.village] if old else [])
+        )
     if not uow.memo.get("derive_growth", True):
         return
     if old is None or (old.sex, old.birth_date) != (person.sex, person.birth_date):
@@ -97,17 +100,37 @@ def _pending(uow: UnitOfWork) -> _Pending:
 
 
 def _settle(uow: UnitOfWork) -> None:
-    """Before commit: derive the z-scores of the measurements written, then mark months."""
+    """Before commit: derive the z-scores of the measurements written, then mark the (month,
+    desa) pairs whose counts changed."""
     pending: _Pending = uow.memo[_MEMO]
     while pending.measured:  # deriving writes Observations, which come back through wrote()
         measured, pending.measured = pending.measured, set()
         for patient, day in sorted(measured):
             derive.derive(uow, patient, day)
-    if pending.every_month:
-        store.changed_all(uow.connection)
-    store.changed(uow.connection, pending.months)
-    pending.months.clear()
-    pending.every_month = False
+    connection = uow.connection
+    villages = store.villages_of(connection, {p for p, _ in pending.events} | set(pending.moved))
+    # an event of a Patient not (yet) held counts nowhere; storing the Patient marks its months
+    marks = {(month, villages[p]) for p, month in pending.events if p in villages}
+    computed = store.computed_months(connection) if pending.moved else set()
+    for patient, desa in pending.moved.items():
+        months = computed | store.event_months(connection, patient)
+        places = desa | ({villages[patient]} if patient in villages else set())
+        marks.update((month, village) for month in months for village in places)
+    store.changed(connection, marks)
+    pending.events.clear()
+    pending.moved.clear()
+
+
+def _months_counting(kind: str, day: str) -> list[str]:
+    """The months whose counts an event of ``day`` is part of: its own; for an antenatal visit
+    also those whose pregnancy window (K4, K6) reaches back to it."""
+    first = date.fromisoformat(day)
+    last = first + timedelta(days=ANC_WINDOW_DAYS - 1) if kind == "anc" else first
+    year, month, months = first.year, first.month, []
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month + 1) if month < 12 else (year + 1, 1)
+    return months
 
 
 def _kind_of(uow: UnitOfWork, pending: _Pending, org_id: str) -> str | None:

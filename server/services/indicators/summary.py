@@ -26,18 +26,27 @@ _KINDS = ("weight", "haz", "waz", "whz", "muac", "hb", "bp", "glucose", "anc", "
 
 
 def refresh(engine: Engine, months: Sequence[str]) -> None:
-    """Recompute those of ``months`` that are stale, each in its own transaction."""
+    """Recount those of ``months`` that are stale, each in its own transaction: the whole month
+    if it was never counted, else only the desa whose facts changed since."""
     with engine.connect() as connection:
         todo = store.stale(connection, months)
-    if not todo:
-        return
-    with engine.begin() as connection:
-        people = store.persons(connection)
     for month in todo:
-        with engine.begin() as connection:
-            marks = store.change_marks(connection, month)
-            rows = count_month(connection, month, people)
-            store.store_summary(connection, month, rows, marks)
+        with engine.connect() as connection:
+            writing = connection.execution_options(ilp_write=True)  # SQLite: BEGIN IMMEDIATE
+            with writing.begin():
+                _recount(writing, month)
+
+
+def _recount(connection: Any, month: str) -> None:
+    store.lock_summary(connection, month)  # a concurrent recount may have done it meanwhile
+    marks = store.change_marks(connection, month)
+    whole = month not in store.computed_months(connection)
+    if not whole and not marks:
+        return
+    villages = None if whole or any(v is None for _, v in marks) else sorted({v for _, v in marks})
+    people = store.persons(connection, villages)
+    rows = count_month(connection, month, people, villages)
+    store.store_summary(connection, month, rows, villages, [seq for seq, _ in marks])
 
 
 def is_month(text: str) -> bool:
@@ -56,8 +65,13 @@ def month_end(month: str) -> date:
     return date(year, number, calendar.monthrange(year, number)[1])
 
 
-def count_month(connection: Any, month: str, people: Sequence[Any]) -> list[dict[str, Any]]:
-    """The summary rows of ``month``: one per cell and indicator with anything to count."""
+def count_month(
+    connection: Any, month: str, people: Sequence[Any], villages: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """The summary rows of ``month``: one per cell and indicator with anything to count.
+
+    ``people`` are those of ``villages`` (None: everyone).
+    """
     end = month_end(month)
     cell: dict[str, Cell] = {}
     children: set[str] = set()
@@ -73,8 +87,8 @@ def count_month(connection: Any, month: str, people: Sequence[Any]) -> list[dict
             children.add(person.patient_id)
         if _years(born, end) >= cat.ADULT_YEARS:
             adults.add(person.patient_id)
-    latest, seen, home_visits = _month_events(connection, month, cell)
-    anc_counts, first_anc = _pregnancies(connection, end, cell)
+    latest, seen, home_visits = _month_events(connection, month, cell, villages)
+    anc_counts, first_anc = _pregnancies(connection, end, cell, villages)
 
     numerators: dict[tuple[Cell, str], int] = Counter()
     denominators: dict[tuple[Cell, str], int] = Counter()
@@ -90,7 +104,8 @@ def count_month(connection: Any, month: str, people: Sequence[Any]) -> list[dict
     for patient in adults:
         count("skrining-hipertensi", patient, "bp" in seen[patient])
         count("skrining-diabetes", patient, "glucose" in seen[patient])
-    for patient, kinds in latest.items():
+    for patient in seen:  # seen holds latest's people, and those with only antenatal visits
+        kinds = latest.get(patient, {})
         if "haz" in kinds:
             z = kinds["haz"][0]
             count("stunting", patient, z < cat.STUNTED)
@@ -141,14 +156,14 @@ def count_month(connection: Any, month: str, people: Sequence[Any]) -> list[dict
 
 
 def _month_events(
-    connection: Any, month: str, cell: dict[str, Cell]
+    connection: Any, month: str, cell: dict[str, Cell], villages: Sequence[str] | None
 ) -> tuple[dict[str, dict[str, tuple[Any, Any]]], dict[str, set[str]], Counter[Cell]]:
     """Per person: the latest value of each kind, the kinds seen; home visits per cell."""
     latest_at: dict[tuple[str, str], tuple[str, str]] = {}
     latest: dict[str, dict[str, tuple[Any, Any]]] = defaultdict(dict)
     seen: dict[str, set[str]] = defaultdict(set)
     home_visits: Counter[Cell] = Counter()
-    for row in store.events_of(connection, [month], _KINDS):
+    for row in store.events_of(connection, [month], _KINDS, villages):
         if row.patient_id not in cell:  # an event of a Patient this server does not hold
             continue
         if row.kind == "home-visit":
@@ -164,13 +179,13 @@ def _month_events(
 
 
 def _pregnancies(
-    connection: Any, end: date, cell: dict[str, Cell]
+    connection: Any, end: date, cell: dict[str, Cell], villages: Sequence[str] | None
 ) -> tuple[dict[str, int], dict[str, str]]:
     """ANC visits of the pregnancy (those of the last 280 days) and the first one's day."""
     start = end - timedelta(days=cat.ANC_WINDOW_DAYS - 1)
     months = sorted({(start + timedelta(days=d)).isoformat()[:7] for d in range(0, 281, 28)})
     visits: dict[str, set[str]] = defaultdict(set)
-    for row in store.events_of(connection, months + [end.isoformat()[:7]], ("anc",)):
+    for row in store.events_of(connection, months + [end.isoformat()[:7]], ("anc",), villages):
         if row.patient_id in cell and start.isoformat() <= row.day <= end.isoformat():
             visits[row.patient_id].add(row.day)
     return (
