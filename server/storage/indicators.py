@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Table, case, delete, func, insert, select, text, update
 
 from server.storage.db import hold_lock
 from server.storage.schema import (
@@ -193,33 +193,98 @@ def change_marks(connection: Connection, month: str) -> list[tuple[int, str | No
     return [(seq, village) for seq, village in connection.execute(query)]
 
 
-def persons(connection: Connection, villages: Sequence[str] | None = None) -> list[Any]:
-    """The people (all, or those of ``villages``) with what the counts need."""
-    query = select(_P.c.patient_id, _P.c.sex, _P.c.birth_date, _P.c.village, _P.c.posyandu)
+LATEST_KINDS = ("haz", "waz", "whz", "muac", "hb", "bp", "glucose")
+SEEN_KINDS = ("weight", "bp", "glucose", "anc")
+
+
+def month_people(
+    connection: Connection, month: str, villages: Sequence[str] | None = None
+) -> list[Any]:
+    """One row per person (of ``villages``, if given) with events in ``month``: their birth date
+    and cell; the latest value of each of LATEST_KINDS (by day, then id; ``bp2`` the diastolic);
+    ``n_<kind>``, how many events of each of SEEN_KINDS; ``home_visits``, how many.  Events of
+    people the facts do not hold are left out."""
+    kinds = sorted({*LATEST_KINDS, *SEEN_KINDS, "home-visit"})
+    where = [_E.c.month == month, _E.c.kind.in_(kinds)]
+    if villages is not None:  # by person and day (ix_ind_event_patient_day)
+        where += [
+            _E.c.patient_id.in_(select(_P.c.patient_id).where(_P.c.village.in_(villages))),
+            _E.c.day >= f"{month}-01",
+            _E.c.day <= f"{month}-31",
+        ]
+    newest = func.row_number().over(
+        partition_by=(_E.c.patient_id, _E.c.kind), order_by=(_E.c.day.desc(), _E.c.res_id.desc())
+    )
+    ranked = (
+        select(_E.c.patient_id, _E.c.kind, _E.c.value, _E.c.value2, newest.label("n"))
+        .where(*where)
+        .subquery()
+    )
+
+    def latest(kind: str, column: str = "value") -> Any:
+        return func.max(case(((ranked.c.kind == kind) & (ranked.c.n == 1), ranked.c[column])))
+
+    def how_many(kind: str) -> Any:
+        return func.sum(case((ranked.c.kind == kind, 1), else_=0))
+
+    person = (_P.c.patient_id, _P.c.birth_date, _P.c.village, _P.c.posyandu)
+    query = (
+        select(
+            *person,
+            *(latest(kind).label(kind) for kind in LATEST_KINDS),
+            latest("bp", "value2").label("bp2"),
+            *(how_many(kind).label(f"n_{kind}") for kind in SEEN_KINDS),
+            how_many("home-visit").label("home_visits"),
+        )
+        .select_from(ranked.join(_P, _P.c.patient_id == ranked.c.patient_id))
+        .group_by(*person)
+    )
+    return list(connection.execute(query))
+
+
+def registered(
+    connection: Connection,
+    children_born: tuple[str, str],
+    adults_born_by: str,
+    villages: Sequence[str] | None = None,
+) -> list[Any]:
+    """Per cell (village, posyandu): ``children``, those born after ``children_born[0]`` and by
+    ``children_born[1]``; ``adults``, those born by ``adults_born_by`` (ISO dates)."""
+    born = _P.c.birth_date
+    child = (born > children_born[0]) & (born <= children_born[1])
+    query = select(
+        _P.c.village,
+        _P.c.posyandu,
+        func.sum(case((child, 1), else_=0)).label("children"),
+        func.sum(case((born <= adults_born_by, 1), else_=0)).label("adults"),
+    ).group_by(_P.c.village, _P.c.posyandu)
     if villages is not None:
         query = query.where(_P.c.village.in_(villages))
     return list(connection.execute(query))
 
 
-def events_of(
-    connection: Connection,
-    months: Sequence[str],
-    kinds: Sequence[str],
-    villages: Sequence[str] | None = None,
+def antenatal(
+    connection: Connection, month: str, window: tuple[str, str], villages: Sequence[str] | None
 ) -> list[Any]:
-    """The events of ``kinds`` in ``months`` (of the people of ``villages``, if given)."""
-    columns = (_E.c.patient_id, _E.c.kind, _E.c.day, _E.c.value, _E.c.value2, _E.c.res_id)
-    if villages is None:
-        query = select(*columns).where(_E.c.month.in_(months), _E.c.kind.in_(kinds))
-        return list(connection.execute(query))
-    # by person and day (ix_ind_event_patient_day): a desa is a small part of a month
-    people = select(_P.c.patient_id).where(_P.c.village.in_(villages))
-    query = select(*columns).where(
-        _E.c.patient_id.in_(people),
-        _E.c.day >= f"{min(months)}-01",
-        _E.c.day <= f"{max(months)}-31",
-        _E.c.month.in_(months),
-        _E.c.kind.in_(kinds),
+    """Per woman with an antenatal visit in ``month``: ``visits``, the days with one within
+    ``window`` (first and last day), and ``first``, the earliest of them."""
+    attending = select(_E.c.patient_id).where(_E.c.month == month, _E.c.kind == "anc")
+    if villages is not None:
+        people = select(_P.c.patient_id).where(_P.c.village.in_(villages))
+        attending = attending.where(_E.c.patient_id.in_(people))
+    query = (
+        select(
+            _E.c.patient_id,
+            func.count(_E.c.day.distinct()).label("visits"),
+            func.min(_E.c.day).label("first"),
+        )
+        .where(
+            _E.c.kind == "anc",
+            _E.c.day >= window[0],
+            _E.c.day <= window[1],
+            _E.c.patient_id.in_(attending),
+        )
+        .group_by(_E.c.patient_id)
     )
     return list(connection.execute(query))
 

@@ -9,7 +9,7 @@ docs/indicators.md defines each indicator.
 from __future__ import annotations
 
 import calendar
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -22,7 +22,6 @@ from server.storage import indicators as store
 
 Cell = tuple[str, str]  # (desa code, Posyandu id or "")
 _UNDER_FIVE_DAYS = 1827  # WHO: z-scores while age in days / 30.4375 < 60
-_KINDS = ("weight", "haz", "waz", "whz", "muac", "hb", "bp", "glucose", "anc", "home-visit")
 
 
 def refresh(engine: Engine, months: Sequence[str]) -> None:
@@ -44,8 +43,7 @@ def _recount(connection: Any, month: str) -> None:
     if not whole and not marks:
         return
     villages = None if whole or any(v is None for _, v in marks) else sorted({v for _, v in marks})
-    people = store.persons(connection, villages)
-    rows = count_month(connection, month, people, villages)
+    rows = count_month(connection, month, villages)
     store.store_summary(connection, month, rows, villages, [seq for seq, _ in marks])
 
 
@@ -66,71 +64,63 @@ def month_end(month: str) -> date:
 
 
 def count_month(
-    connection: Any, month: str, people: Sequence[Any], villages: Sequence[str] | None = None
+    connection: Any, month: str, villages: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
-    """The summary rows of ``month``: one per cell and indicator with anything to count.
-
-    ``people`` are those of ``villages`` (None: everyone).
-    """
+    """The summary rows of ``month`` (of ``villages``; None: all): one per cell and indicator
+    with anything to count."""
     end = month_end(month)
-    cell: dict[str, Cell] = {}
-    children: set[str] = set()
-    adults: set[str] = set()
-    for person in people:
-        cell[person.patient_id] = (person.village, person.posyandu or "")
-        if person.birth_date is None:
-            continue
-        born = date.fromisoformat(person.birth_date)
-        if born > end:
-            continue
-        if under_five(born, end):
-            children.add(person.patient_id)
-        if _years(born, end) >= cat.ADULT_YEARS:
-            adults.add(person.patient_id)
-    latest, seen, home_visits = _month_events(connection, month, cell, villages)
-    anc_counts, first_anc = _pregnancies(connection, end, cell, villages)
-
+    until = end.isoformat()
+    child_after = (end - timedelta(days=_UNDER_FIVE_DAYS)).isoformat()  # as under_five()
+    adult_by = f"{end.year - cat.ADULT_YEARS:04d}-{end.month:02d}-{end.day:02d}"  # 15th birthday
     numerators: dict[tuple[Cell, str], int] = Counter()
     denominators: dict[tuple[Cell, str], int] = Counter()
+    home_visits: Counter[Cell] = Counter()
+    for row in store.registered(connection, (child_after, until), adult_by, villages):
+        place = (row.village, row.posyandu or "")
+        denominators[(place, "balita-ditimbang")] += int(row.children)
+        denominators[(place, "skrining-hipertensi")] += int(row.adults)
+        denominators[(place, "skrining-diabetes")] += int(row.adults)
+    window = ((end - timedelta(days=cat.ANC_WINDOW_DAYS - 1)).isoformat(), until)
+    pregnancies = {r.patient_id: r for r in store.antenatal(connection, month, window, villages)}
 
-    def count(code: str, patient: str, hit: bool) -> None:
-        key = (cell[patient], code)
-        denominators[key] += 1
-        if hit:
-            numerators[key] += 1
+    for person in store.month_people(connection, month, villages):
+        place = (person.village, person.posyandu or "")
+        home_visits[place] += int(person.home_visits)
 
-    for patient in children:
-        count("balita-ditimbang", patient, "weight" in seen[patient])
-    for patient in adults:
-        count("skrining-hipertensi", patient, "bp" in seen[patient])
-        count("skrining-diabetes", patient, "glucose" in seen[patient])
-    for patient in seen:  # seen holds latest's people, and those with only antenatal visits
-        kinds = latest.get(patient, {})
-        if "haz" in kinds:
-            z = kinds["haz"][0]
-            count("stunting", patient, z < cat.STUNTED)
-            count("stunting-berat", patient, z < cat.SEVERELY_STUNTED)
-        if "whz" in kinds:
-            count("wasting", patient, kinds["whz"][0] < cat.WASTED)
-            count("overweight", patient, kinds["whz"][0] > cat.OVERWEIGHT)
-        if "waz" in kinds:
-            count("underweight", patient, kinds["waz"][0] < cat.UNDERWEIGHT)
-        pregnant = "anc" in seen[patient]
-        if pregnant and "muac" in kinds:
-            count("kek", patient, kinds["muac"][0] < cat.LILA_KEK_CM)
-        if pregnant and "hb" in kinds:
-            count("anemia-bumil", patient, kinds["hb"][0] < cat.HB_ANAEMIA_G_DL)
-        if "bp" in kinds:
-            systolic, diastolic = kinds["bp"]
-            high = (systolic or 0) >= cat.SYSTOLIC_HIGH or (diastolic or 0) >= cat.DIASTOLIC_HIGH
-            count("hipertensi", patient, high)
-        if "glucose" in kinds:
-            count("diabetes", patient, kinds["glucose"][0] >= cat.GLUCOSE_HIGH_MG_DL)
+        def count(code: str, hit: bool, place: Cell = place) -> None:
+            denominators[(place, code)] += 1
+            numerators[(place, code)] += hit
+
+        born = person.birth_date
+        if born is not None and child_after < born <= until and person.n_weight:
+            numerators[(place, "balita-ditimbang")] += 1  # counted in by registered()
+        if born is not None and born <= adult_by:
+            numerators[(place, "skrining-hipertensi")] += person.n_bp > 0
+            numerators[(place, "skrining-diabetes")] += person.n_glucose > 0
+        if person.haz is not None:
+            count("stunting", person.haz < cat.STUNTED)
+            count("stunting-berat", person.haz < cat.SEVERELY_STUNTED)
+        if person.whz is not None:
+            count("wasting", person.whz < cat.WASTED)
+            count("overweight", person.whz > cat.OVERWEIGHT)
+        if person.waz is not None:
+            count("underweight", person.waz < cat.UNDERWEIGHT)
+        pregnant = person.n_anc > 0
+        if pregnant and person.muac is not None:
+            count("kek", person.muac < cat.LILA_KEK_CM)
+        if pregnant and person.hb is not None:
+            count("anemia-bumil", person.hb < cat.HB_ANAEMIA_G_DL)
+        if person.n_bp:
+            high = (person.bp or 0) >= cat.SYSTOLIC_HIGH or (person.bp2 or 0) >= cat.DIASTOLIC_HIGH
+            count("hipertensi", high)
+        if person.glucose is not None:
+            count("diabetes", person.glucose >= cat.GLUCOSE_HIGH_MG_DL)
         if pregnant:
-            visits = anc_counts.get(patient, 0)
-            count("k1", patient, first_anc.get(patient, "")[:7] == month)
-            count("k4", patient, visits >= 4)
-            count("k6", patient, visits >= 6)
+            pregnancy = pregnancies.get(person.patient_id)
+            visits = int(pregnancy.visits) if pregnancy else 0
+            count("k1", pregnancy is not None and pregnancy.first[:7] == month)
+            count("k4", visits >= 4)
+            count("k6", visits >= 6)
 
     rows = [
         {
@@ -141,6 +131,7 @@ def count_month(
             "denominator": total,
         }
         for (place, code), total in denominators.items()
+        if total
     ]
     rows.extend(
         {
@@ -151,48 +142,6 @@ def count_month(
             "denominator": None,
         }
         for place, visits in home_visits.items()
+        if visits
     )
     return rows
-
-
-def _month_events(
-    connection: Any, month: str, cell: dict[str, Cell], villages: Sequence[str] | None
-) -> tuple[dict[str, dict[str, tuple[Any, Any]]], dict[str, set[str]], Counter[Cell]]:
-    """Per person: the latest value of each kind, the kinds seen; home visits per cell."""
-    latest_at: dict[tuple[str, str], tuple[str, str]] = {}
-    latest: dict[str, dict[str, tuple[Any, Any]]] = defaultdict(dict)
-    seen: dict[str, set[str]] = defaultdict(set)
-    home_visits: Counter[Cell] = Counter()
-    for row in store.events_of(connection, [month], _KINDS, villages):
-        if row.patient_id not in cell:  # an event of a Patient this server does not hold
-            continue
-        if row.kind == "home-visit":
-            home_visits[cell[row.patient_id]] += 1
-            continue
-        seen[row.patient_id].add(row.kind)
-        key = (row.patient_id, row.kind)
-        order = (row.day, row.res_id)
-        if row.kind != "anc" and (key not in latest_at or order > latest_at[key]):
-            latest_at[key] = order
-            latest[row.patient_id][row.kind] = (row.value, row.value2)
-    return latest, seen, home_visits
-
-
-def _pregnancies(
-    connection: Any, end: date, cell: dict[str, Cell], villages: Sequence[str] | None
-) -> tuple[dict[str, int], dict[str, str]]:
-    """ANC visits of the pregnancy (those of the last 280 days) and the first one's day."""
-    start = end - timedelta(days=cat.ANC_WINDOW_DAYS - 1)
-    months = sorted({(start + timedelta(days=d)).isoformat()[:7] for d in range(0, 281, 28)})
-    visits: dict[str, set[str]] = defaultdict(set)
-    for row in store.events_of(connection, months + [end.isoformat()[:7]], ("anc",), villages):
-        if row.patient_id in cell and start.isoformat() <= row.day <= end.isoformat():
-            visits[row.patient_id].add(row.day)
-    return (
-        {patient: len(days) for patient, days in visits.items()},
-        {patient: min(days) for patient, days in visits.items()},
-    )
-
-
-def _years(born: date, on: date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
