@@ -78,17 +78,19 @@ def _configure_sqlite(engine: Engine) -> None:
 DEADLOCK_DETECTED = "40P01"
 
 
-def hold_lock(connection: Connection, key: str) -> None:
-    """Hold a lock on ``key`` until the transaction ends (PostgreSQL advisory lock).
+def hold_lock(connection: Connection, key: str, *, shared: bool = False) -> None:
+    """Hold a lock on ``key`` until the transaction ends (PostgreSQL advisory lock; ``shared``
+    holders exclude only the others).
 
     SQLite needs none: its write transactions (``ilp_write``) already run one at a time.
     """
     if connection.dialect.name != "postgresql":
         return
     digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     try:
         connection.execute(
-            text("SELECT pg_advisory_xact_lock(:key)"),
+            text(f"SELECT {function}(:key)"),
             {"key": int.from_bytes(digest, "big", signed=True)},
         )
     except OperationalError as exc:

@@ -55,21 +55,16 @@ def remove_person(connection: Connection, patient_id: str) -> None:
     connection.execute(delete(_P).where(_P.c.patient_id == patient_id))
 
 
-def seen_at(connection: Connection, patient_id: str, posyandu: str, day: str) -> bool:
-    """Record that ``posyandu`` saw the person on ``day``, unless a later visit is known;
-    returns whether the person moved to ``posyandu`` (their counts move with them)."""
-    latest = (_P.c.patient_id == patient_id) & (
-        _P.c.posyandu_day.is_(None) | (_P.c.posyandu_day <= day)
+def seen_at(connection: Connection, patient_id: str, posyandu: str, day: str) -> Any | None:
+    """Record that ``posyandu`` saw the person on ``day``, unless a later visit is known.
+    Returns the person as they were if they moved to ``posyandu`` (their counts move too)."""
+    old = person(connection, patient_id)
+    if old is None or (old.posyandu_day is not None and old.posyandu_day > day):
+        return None
+    connection.execute(
+        update(_P).where(_P.c.patient_id == patient_id).values(posyandu=posyandu, posyandu_day=day)
     )
-    moved = connection.execute(
-        update(_P)
-        .where(latest, _P.c.posyandu.is_(None) | (_P.c.posyandu != posyandu))
-        .values(posyandu=posyandu, posyandu_day=day)
-    )
-    if moved.rowcount:
-        return True
-    connection.execute(update(_P).where(latest).values(posyandu_day=day))
-    return False
+    return old if old.posyandu != posyandu else None
 
 
 def replace_events(
@@ -144,15 +139,13 @@ def put_area(connection: Connection, location: str, found: tuple[str, str] | Non
         connection.execute(insert(_A).values(code=code, location=location, name=name))
 
 
-def villages_of(connection: Connection, patients: Iterable[str]) -> dict[str, str]:
-    """The home desa of each of ``patients`` the facts know."""
+def persons_of(connection: Connection, patients: Iterable[str]) -> dict[str, Any]:
+    """The people the facts know among ``patients``, by id."""
     wanted = sorted(set(patients))
-    found: dict[str, str] = {}
+    found: dict[str, Any] = {}
     for start in range(0, len(wanted), 500):
-        query = select(_P.c.patient_id, _P.c.village).where(
-            _P.c.patient_id.in_(wanted[start : start + 500])
-        )
-        found.update((row.patient_id, row.village) for row in connection.execute(query))
+        query = select(_P).where(_P.c.patient_id.in_(wanted[start : start + 500]))
+        found.update((row.patient_id, row) for row in connection.execute(query))
     return found
 
 
@@ -180,11 +173,46 @@ def lock_summary(connection: Connection, month: str) -> None:
     hold_lock(connection, f"ind_summary:{month}")
 
 
+def lock_people(connection: Connection, *, shared: bool) -> None:
+    """Writers that change who is registered where (shared) against the first count of a month
+    (exclusive), which no change may slip past.  Taken before any lock_summary."""
+    hold_lock(connection, "ind_person", shared=shared)
+
+
 def stale(connection: Connection, months: Sequence[str]) -> list[str]:
     """Those of ``months`` never counted or changed since."""
     computed = set(connection.scalars(select(_M.c.month).where(_M.c.month.in_(months))))
     dirty = set(connection.scalars(select(_C.c.month).where(_C.c.month.in_(months)).distinct()))
     return [m for m in months if m not in computed or m in dirty]
+
+
+def add_denominators(
+    connection: Connection, month: str, deltas: dict[tuple[str, str, str], int]
+) -> None:
+    """Add to the denominators of ``month``'s summary rows, by (village, posyandu, indicator)."""
+    for (village, posyandu, indicator), delta in sorted(deltas.items()):
+        where = (
+            (_S.c.month == month)
+            & (_S.c.village == village)
+            & (_S.c.posyandu == posyandu)
+            & (_S.c.indicator == indicator)
+        )
+        done = connection.execute(
+            update(_S).where(where).values(denominator=_S.c.denominator + delta)
+        )
+        if done.rowcount == 0 and delta > 0:
+            connection.execute(
+                insert(_S).values(
+                    month=month,
+                    village=village,
+                    posyandu=posyandu,
+                    indicator=indicator,
+                    numerator=0,
+                    denominator=delta,
+                )
+            )
+        elif done.rowcount:  # a cell nobody counts in any more, as a recount would leave it
+            connection.execute(delete(_S).where(where, _S.c.denominator <= 0))
 
 
 def change_marks(connection: Connection, month: str) -> list[tuple[int, str | None]]:

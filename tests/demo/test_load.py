@@ -80,3 +80,18 @@ def test_cli_loads_and_reports(db_url, monkeypatch, capsys):
     second = capsys.readouterr().out
     assert "unchanged" in first and " 0 unchanged" in first and "Observation" in first
     assert " 0 written" in second
+
+
+def test_cli_counts_the_indicators_after_a_load(db_url, monkeypatch, capsys):
+    monkeypatch.setenv("ILP_DATABASE_URL", db_url)
+    assert main(["demo", "load", "--observations", "50"]) == 0
+    engine = sa.create_engine(db_url)
+    with engine.connect() as connection:
+        counted = connection.execute(sa.text("SELECT month FROM ind_month")).scalars().all()
+        events = connection.execute(sa.text("SELECT DISTINCT month FROM ind_event")).all()
+    engine.dispose()
+    assert len(counted) == len(events) > 0  # the dashboard's first page counts nothing
+    capsys.readouterr()
+    assert main(["indicators", "count"]) == 0
+    assert capsys.readouterr().out.startswith("0 months counted")
+

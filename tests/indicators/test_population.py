@@ -362,6 +362,7 @@ def test_a_child_who_moves_desa_moves_out_of_every_counted_month(loaded):
     assert after[DESA_B]["balita-ditimbang"] == (2, 2)
     assert "kunjungan-rumah" not in after[DESA_A]  # the home visit went with c1
     assert after[DESA_B]["kunjungan-rumah"] == (1, None)
+    assert_counted_as_whole(context)
 
 
 def test_a_back_dated_antenatal_visit_counts_in_the_later_months(loaded):
@@ -385,6 +386,7 @@ def test_a_back_dated_antenatal_visit_counts_in_the_later_months(loaded):
         "2026-04",
         "2026-03",
     ]
+    assert_counted_as_whole(context)
 
 
 def test_a_child_seen_at_another_posyandu_counts_there_in_every_month(loaded):
@@ -397,6 +399,40 @@ def test_a_child_seen_at_another_posyandu_counts_there_in_every_month(loaded):
     assert october["pos-x"]["balita-ditimbang"] == (1, 1)  # c1 (c3 was never seen there)
     assert october["pos-y"]["balita-ditimbang"] == (2, 2)  # c5 and c2, now seen there
     assert desa_values(context)[DESA_A]["balita-ditimbang"] == (2, 3)  # still desa A
+    assert_counted_as_whole(context)
+
+
+def assert_counted_as_whole(context):
+    """What the recounts by desa and the changes in place left equals a count from scratch."""
+    indicators.trend(context, MONTH)
+    select = sa.text("SELECT * FROM ind_summary ORDER BY month, village, posyandu, indicator")
+    with context.engine.begin() as connection:
+        kept = connection.execute(select).all()
+        connection.execute(sa.text("DELETE FROM ind_summary"))
+        connection.execute(sa.text("DELETE FROM ind_month"))
+    indicators.trend(context, MONTH)
+    with context.engine.connect() as connection:
+        assert connection.execute(select).all() == kept
+
+
+def test_registering_people_changes_the_counted_months_in_place(loaded):
+    context = loaded.extensions["ilp"]
+    indicators.trend(context, MONTH)  # the twelve months to October counted
+    client = loaded.test_client()
+    for resource in (
+        patient("c6", "female", "2026-01-01", DESA_A),  # a new child, not yet weighed
+        patient("c4", "female", "2022-01-01", DESA_A),  # six no more: a birth date corrected
+        patient("a3", "male", "1970-07-07", DESA_B),  # a new adult
+    ):
+        assert client.put(f"/fhir/Patient/{resource['id']}", json=resource).status_code < 300
+    with context.engine.connect() as connection:
+        query = sa.text("SELECT count(*) FROM ind_change WHERE month <= :m")
+        assert connection.execute(query, {"m": MONTH}).scalar() == 0  # no desa to recount
+    october = desa_values(context)
+    assert october[DESA_A]["balita-ditimbang"] == (2, 5)  # c1, c2 of c1, c2, c3, c4, c6
+    assert october[DESA_B]["skrining-hipertensi"] == (1, 3)  # m2 of m2, a2, a3
+    assert desa_values(context, "2025-12")[DESA_A]["balita-ditimbang"] == (0, 3)  # not c6 yet
+    assert_counted_as_whole(context)
 
 
 def test_concurrent_pages_count_a_stale_month_once(loaded):

@@ -40,6 +40,7 @@ __all__ = [
     "Value",
     "catalogue",
     "children_at_risk",
+    "count_all",
     "find_area",
     "months",
     "overview",
@@ -52,6 +53,15 @@ def months(context: ServiceContext) -> list[str]:
     """Months holding data, newest first (YYYY-MM)."""
     with context.engine.connect() as connection:
         return store.months_with_data(connection)
+
+
+def count_all(context: ServiceContext) -> list[str]:
+    """Count now every month holding data that is stale (after a bulk load); returns them."""
+    found = months(context)
+    with context.engine.connect() as connection:
+        stale = store.stale(connection, found)
+    summary.refresh(context.engine, stale)
+    return stale
 
 
 def month_range(month: str, count: int) -> list[str]:

@@ -2,18 +2,21 @@
 
 ``resources`` calls ``wrote`` for each version it stores (and each deletion).  The facts change
 at once; just before commit the z-scores of the measurements written are derived again
-(``derive.py``) and the months whose numbers changed are marked stale, so the next page that
-shows them recomputes them (``summary.py``).
+(``derive.py``), the (month, desa) pairs whose counts changed are marked stale, so the next page
+that shows them recounts that desa (``summary.py``), and a person registered, moved or born on
+another day changes the denominators of registered people in place.
 """
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from server.services.indicators import derive, facts
+from server.services.indicators import derive, facts, summary
 from server.services.indicators.catalogue import ANC_WINDOW_DAYS
+from server.services.indicators.summary import Cell
 from server.storage import indicators as store
 from server.storage.uow import UnitOfWork
 
@@ -24,8 +27,8 @@ _TYPES = frozenset({"Patient", "Organization", "Location", "Observation", "Encou
 @dataclass
 class _Pending:
     events: set[tuple[str, str]] = field(default_factory=set)  # (patient, month) changed
-    # a person whose every month changed (moved, new age or sex) -> the desa they counted in
-    moved: dict[str, set[str]] = field(default_factory=dict)
+    # a person whose desa, Posyandu or birth date changed -> as they were before (None: new)
+    people: dict[str, Any] = field(default_factory=dict)
     measured: set[tuple[str, str]] = field(default_factory=set)  # (patient, day) to derive
     facility_kinds: dict[str, str | None] = field(default_factory=dict)
 
@@ -63,8 +66,9 @@ def wrote(
                 pending.measured.add((patient, day))
         if facility is not None and events and _kind_of(uow, pending, facility) == "posyandu":
             for event in events:
-                if store.seen_at(connection, event.patient_id, facility, event.day):
-                    pending.moved.setdefault(event.patient_id, set())
+                old = store.seen_at(connection, event.patient_id, facility, event.day)
+                if old is not None:
+                    pending.people.setdefault(event.patient_id, old)
 
 
 def _patient(
@@ -75,16 +79,13 @@ def _patient(
         old = store.person(connection, res_id)
         store.remove_person(connection, res_id)
         if old is not None:
-            pending.moved.setdefault(res_id, set()).add(old.village)
+            pending.people.setdefault(res_id, old)
         return
     person = facts.person(content)
     counted = {"sex": person.sex, "birth_date": person.birth_date, "village": person.village}
     old = store.put_person(connection, res_id, {"name": person.name, **counted})
-    if old is None or any(getattr(old, key) != value for key, value in counted.items()):
-        # who is registered where, at what age: every month this person counts in
-        pending.moved.setdefault(res_id, set()).update(
-            [person.village] + ([old.village] if old else [])
-        )
+    if old is None or (old.birth_date, old.village) != (person.birth_date, person.village):
+        pending.people.setdefault(res_id, old)
     if not uow.memo.get("derive_growth", True):
         return
     if old is None or (old.sex, old.birth_date) != (person.sex, person.birth_date):
@@ -108,17 +109,47 @@ def _settle(uow: UnitOfWork) -> None:
         for patient, day in sorted(measured):
             derive.derive(uow, patient, day)
     connection = uow.connection
-    villages = store.villages_of(connection, {p for p, _ in pending.events} | set(pending.moved))
+    people = store.persons_of(connection, {p for p, _ in pending.events} | set(pending.people))
     # an event of a Patient not (yet) held counts nowhere; storing the Patient marks its months
-    marks = {(month, villages[p]) for p, month in pending.events if p in villages}
-    computed = store.computed_months(connection) if pending.moved else set()
-    for patient, desa in pending.moved.items():
-        months = computed | store.event_months(connection, patient)
-        places = desa | ({villages[patient]} if patient in villages else set())
-        marks.update((month, village) for month in months for village in places)
+    marks = {(month, people[p].village) for p, month in pending.events if p in people}
+    registered: dict[str, Counter[tuple[Cell, str]]] = defaultdict(Counter)
+    if pending.people:
+        store.lock_people(connection, shared=True)  # no month's first count in between
+    computed = store.computed_months(connection) if pending.people else set()
+    for patient, before in pending.people.items():
+        after = people.get(patient)
+        if _registered_as(before) == _registered_as(after):
+            continue
+        # their events count in another desa, Posyandu or age group: recount where they are
+        villages = {p.village for p in (before, after) if p is not None}
+        marks.update((m, v) for m in store.event_months(connection, patient) for v in villages)
+        for month in computed:  # and who is registered where: in place
+            registered[month].update(_registration(month, after))
+            registered[month].subtract(_registration(month, before))
+    _add_registered(connection, registered)
     store.changed(connection, marks)
     pending.events.clear()
-    pending.moved.clear()
+    pending.people.clear()
+
+
+def _registered_as(person: Any | None) -> tuple[str, str, str | None] | None:
+    return None if person is None else (person.village, person.posyandu or "", person.birth_date)
+
+
+def _registration(month: str, person: Any | None) -> Counter[tuple[Cell, str]]:
+    if person is None:
+        return Counter()
+    return summary.registration(month, person.birth_date, (person.village, person.posyandu or ""))
+
+
+def _add_registered(connection: Any, registered: dict[str, Counter[tuple[Cell, str]]]) -> None:
+    """Apply the changes of registered people to the counted months, each under its lock: a
+    recount of the month waits, or has finished."""
+    for month in sorted(registered):
+        deltas = {(c[0], c[1], code): n for (c, code), n in registered[month].items() if n}
+        if deltas:
+            store.lock_summary(connection, month)
+            store.add_denominators(connection, month, deltas)
 
 
 def _months_counting(kind: str, day: str) -> list[str]:

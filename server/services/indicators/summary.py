@@ -37,6 +37,8 @@ def refresh(engine: Engine, months: Sequence[str]) -> None:
 
 
 def _recount(connection: Any, month: str) -> None:
+    if month not in store.computed_months(connection):  # once counted, always counted
+        store.lock_people(connection, shared=False)
     store.lock_summary(connection, month)  # a concurrent recount may have done it meanwhile
     marks = store.change_marks(connection, month)
     whole = month not in store.computed_months(connection)
@@ -63,15 +65,36 @@ def month_end(month: str) -> date:
     return date(year, number, calendar.monthrange(year, number)[1])
 
 
+def registration(month: str, birth_date: str | None, cell: Cell) -> Counter[tuple[Cell, str]]:
+    """What a person born on ``birth_date`` adds to ``month``'s denominators of registered
+    people in ``cell``, as count_month counts them (the rest depends on their events)."""
+    child_after, until, adult_by = _born(month)
+    found: Counter[tuple[Cell, str]] = Counter()
+    if birth_date is not None and child_after < birth_date <= until:
+        found[(cell, "balita-ditimbang")] = 1
+    if birth_date is not None and birth_date <= adult_by:
+        found[(cell, "skrining-hipertensi")] = found[(cell, "skrining-diabetes")] = 1
+    return found
+
+
+def _born(month: str) -> tuple[str, str, str]:
+    """ISO birth dates that make a child under five at the end of ``month`` (after the first, by
+    the second; as under_five()) and an adult of 15 or more (by the third)."""
+    end = month_end(month)
+    child_after = (end - timedelta(days=_UNDER_FIVE_DAYS)).isoformat()
+    return (
+        child_after,
+        end.isoformat(),
+        f"{end.year - cat.ADULT_YEARS:04d}-{month[5:]}-{end.day:02d}",
+    )
+
+
 def count_month(
     connection: Any, month: str, villages: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
     """The summary rows of ``month`` (of ``villages``; None: all): one per cell and indicator
     with anything to count."""
-    end = month_end(month)
-    until = end.isoformat()
-    child_after = (end - timedelta(days=_UNDER_FIVE_DAYS)).isoformat()  # as under_five()
-    adult_by = f"{end.year - cat.ADULT_YEARS:04d}-{end.month:02d}-{end.day:02d}"  # 15th birthday
+    child_after, until, adult_by = _born(month)
     numerators: dict[tuple[Cell, str], int] = Counter()
     denominators: dict[tuple[Cell, str], int] = Counter()
     home_visits: Counter[Cell] = Counter()
@@ -80,7 +103,8 @@ def count_month(
         denominators[(place, "balita-ditimbang")] += int(row.children)
         denominators[(place, "skrining-hipertensi")] += int(row.adults)
         denominators[(place, "skrining-diabetes")] += int(row.adults)
-    window = ((end - timedelta(days=cat.ANC_WINDOW_DAYS - 1)).isoformat(), until)
+    start = date.fromisoformat(until) - timedelta(days=cat.ANC_WINDOW_DAYS - 1)
+    window = (start.isoformat(), until)
     pregnancies = {r.patient_id: r for r in store.antenatal(connection, month, window, villages)}
 
     for person in store.month_people(connection, month, villages):
