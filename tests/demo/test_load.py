@@ -94,4 +94,3 @@ def test_cli_counts_the_indicators_after_a_load(db_url, monkeypatch, capsys):
     capsys.readouterr()
     assert main(["indicators", "count"]) == 0
     assert capsys.readouterr().out.startswith("0 months counted")
-
