@@ -44,7 +44,8 @@ def _recount(connection: Any, month: str) -> None:
     whole = month not in store.computed_months(connection)
     if not whole and not marks:
         return
-    villages = None if whole or any(v is None for _, v in marks) else sorted({v for _, v in marks})
+    everywhere = whole or any(village is None for _, village in marks)
+    villages = None if everywhere else sorted({v for _, v in marks if v is not None})
     rows = count_month(connection, month, villages)
     store.store_summary(connection, month, rows, villages, [seq for seq, _ in marks])
 
