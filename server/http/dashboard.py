@@ -171,7 +171,7 @@ def _headers(response: Response) -> Response:
 def _fhir_error(error: FhirError) -> Response:
     logger.info("dashboard %s %s: %s", error.status, type(error).__name__, error)
     if error.status in (401, 403):
-        error_handlers._audit_refusal(error)  # an AuditEvent, as for a refused API request
+        error_handlers.audit_refusal(error)  # an AuditEvent, as for a refused API request
     retry = {k: v for k, v in error.headers.items() if k == "Retry-After"}
     return _error_page(error.status, retry)
 

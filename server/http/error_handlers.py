@@ -46,11 +46,11 @@ def _outcome_response(
 def _fhir_error(error: FhirError) -> Response:
     logger.info("%s %s: %s", error.status, type(error).__name__, error)
     if error.status in (401, 403):
-        _audit_refusal(error)
+        audit_refusal(error)
     return _outcome_response(error.status, error.issues, error.headers)
 
 
-def _audit_refusal(error: FhirError) -> None:
+def audit_refusal(error: FhirError) -> None:
     """An AuditEvent for a refused request, in a transaction of its own (services/audit.py)."""
     context: ServiceContext = current_app.extensions["ilp"]
     if not (context.settings.auth and context.settings.audit):
