@@ -177,9 +177,11 @@ def _fhir_error(error: FhirError) -> Response:
 
 
 @bp.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> Response:
+def http_error(error: HTTPException) -> Response:
+    """An HTML error page (also for the app's routing errors under /dashboard/)."""
     csrf = isinstance(error, session.CsrfRejected)
-    return _error_page(error.code or 500, {}, "error_csrf" if csrf else None)
+    allow = {k: v for k, v in error.get_response().headers.items() if k == "Allow"}
+    return _error_page(error.code or 500, allow, "error_csrf" if csrf else None)
 
 
 @bp.errorhandler(Exception)
@@ -194,7 +196,9 @@ def _error_page(
 ) -> Response:
     """The error page: the status and a sentence in the user's language, never details."""
     key = "error_500" if status >= 500 else key or _ERROR_TEXT.get(status, "error_400")
-    page = render_template("dashboard/error.html", status=status, key=key, reference=reference)
+    page = render_template(  # the globals too: a routing error is outside the blueprint
+        "dashboard/error.html", status=status, key=key, reference=reference, **_template_globals()
+    )
     return _no_store(Response(page, status, headers=headers, mimetype="text/html"))
 
 

@@ -66,6 +66,10 @@ def audit_refusal(error: FhirError) -> None:
 
 
 def _http_error(error: HTTPException) -> Response:
+    if request.path.startswith("/dashboard/"):  # routing errors (405) never reach the blueprint
+        from server.http import dashboard  # imports this module
+
+        return dashboard.http_error(error)
     status = error.code or 500
     code = _HTTP_ISSUE_CODES.get(status, "processing" if status >= 500 else "invalid")
     text = error.description or error.name

@@ -380,6 +380,13 @@ def test_unknown_desa_or_posyandu_is_an_html_404(client):
         assert "tidak ditemukan" in response.get_data(as_text=True)
 
 
+def test_a_method_a_page_does_not_take_is_an_html_405(client):
+    response = client.delete("/dashboard/")
+    assert response.status_code == 405
+    assert response.mimetype == "text/html"
+    assert "GET" in response.headers["Allow"]
+
+
 # --- language ----------------------------------------------------------------------------
 
 
