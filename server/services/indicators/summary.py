@@ -2,8 +2,9 @@
 
 A person counts once per indicator, in the cell of their home desa and the Posyandu that saw
 them last; a measurement counts by the person's latest one of the month.  The result is kept
-(``ind_summary``) until a write marks the month stale; then the next reader recomputes it.
-docs/indicators.md defines each indicator.
+(``ind_summary``); a write marks the (month, desa) pairs it changed and the next reader recounts
+those desa (``refresh``), while changes of who is registered where are applied in place by the
+writer (``registration``, ``recorder.py``).  docs/indicators.md defines each indicator.
 """
 
 from __future__ import annotations
