@@ -32,6 +32,7 @@ _M = cast(Table, IndicatorMonth.__table__)
 _C = cast(Table, IndicatorChange.__table__)
 
 MEASUREMENT_KINDS = ("weight", "height")
+ZSCORE_KINDS = ("haz", "waz", "whz", "baz")
 
 
 # --- facts, written with each resource -------------------------------------------------------
@@ -98,6 +99,20 @@ def measurements(connection: Connection, patient_id: str, day: str) -> list[Any]
                 _E.c.kind.in_(MEASUREMENT_KINDS),
             )
             .order_by(_E.c.res_id)
+        )
+    )
+
+
+def zscores_of_day(connection: Connection, patient_id: str, day: str) -> list[Any]:
+    """The z-scores of a person's day: (res_id, kind), whoever computed them."""
+    return list(
+        connection.execute(
+            select(_E.c.res_id, _E.c.kind).where(
+                _E.c.patient_id == patient_id,
+                _E.c.day == day,
+                _E.c.res_type == "Observation",
+                _E.c.kind.in_(ZSCORE_KINDS),
+            )
         )
     )
 

@@ -321,6 +321,43 @@ def test_derived_zscores_follow_the_measurements(loaded):
     assert client.get(f"/fhir/Observation/{ids['wfa']}").status_code == 200
 
 
+def test_a_zscore_received_from_below_replaces_the_servers_own(loaded):
+    client = loaded.test_client()
+    context = loaded.extensions["ilp"]
+    ours = {i: derive.derived_id(i, "c1", "2026-10-05") for i in ("lhfa", "wfa")}
+    received = {  # as the Puskesmas node derived it, sent up under an id of this server's
+        "resourceType": "Observation",
+        "id": "from-pkm-haz-c1",
+        "status": "final",
+        "code": {
+            "coding": [
+                {"system": f"{ILP}/CodeSystem/ilp-obs-growth-indicator", "code": "height-for-age"}
+            ]
+        },
+        "subject": {"reference": "Patient/c1"},
+        "effectiveDateTime": "2026-10-05T09:05:00+08:00",
+        "valueQuantity": {
+            "value": -3.6,
+            "unit": "Z-score",
+            "system": "http://unitsofmeasure.org",
+            "code": "{Z-score}",
+        },
+        "derivedFrom": [{"reference": "Observation/h-c1-2026-10-05"}],
+    }
+    assert client.put("/fhir/Observation/from-pkm-haz-c1", json=received).status_code == 201
+    assert client.get(f"/fhir/Observation/{ours['lhfa']}").status_code == 410
+    assert client.get(f"/fhir/Observation/{ours['wfa']}").status_code == 200  # none received
+    search = client.get(
+        f"/fhir/Observation?subject=Patient/c1&code={ILP}/CodeSystem/ilp-obs-growth-indicator|"
+        "height-for-age"
+    ).get_json()
+    assert [e["resource"]["id"] for e in search["entry"]] == ["from-pkm-haz-c1"]
+    assert desa_values(context)[DESA_A]["stunting-berat"] == (1, 2)  # counted once, from it
+
+    assert client.delete("/fhir/Observation/from-pkm-haz-c1").status_code in (200, 204)
+    assert client.get(f"/fhir/Observation/{ours['lhfa']}").status_code == 200  # derived again
+
+
 def test_derived_zscores_meet_their_profiles_and_are_queued_for_sync(loaded):
     context = loaded.extensions["ilp"]
     for indicator in ("lhfa", "wfa", "wflh", "bfa"):

@@ -35,8 +35,13 @@ UPSTREAM = "http://national.test"
 TINY = DemoSize(kecamatan=1, desa_per_kecamatan=1, households_per_desa=1, months=1)
 
 
+def deriving(request) -> bool:
+    """Whether the test is marked ``deriving``: both nodes derive z-scores."""
+    return request.node.get_closest_marker("deriving") is not None
+
+
 @pytest.fixture
-def upstream_app(sqlite_template, tmp_path):
+def upstream_app(request, sqlite_template, tmp_path):
     path = tmp_path / "national.sqlite3"
     shutil.copy(sqlite_template, path)
     application = create_app(
@@ -44,7 +49,7 @@ def upstream_app(sqlite_template, tmp_path):
             database_url=f"sqlite:///{path}",
             base_url=f"{UPSTREAM}/fhir",
             outbox=False,
-            derive_growth=False,
+            derive_growth=deriving(request),
             national_clients=f"{CLIENT_ID}:{SECRET}",
             **NO_PROFILE_ENFORCEMENT,
             **NO_SECURITY,
@@ -73,7 +78,7 @@ def local_app(request, settings):
             upstream_organization_id=ORG,
             sync_persons="create",
             sync_bundle_size=request.param,
-            derive_growth=False,  # counts what was loaded; tests/indicators syncs z-scores
+            derive_growth=deriving(request),  # else it counts what was loaded
         )
     )
     yield application
@@ -179,6 +184,23 @@ def test_the_demo_district_arrives_complete_and_a_second_drain_sends_nothing(
 
     assert again.claimed == 0
     assert len(transport.requests) == sent_before
+
+
+@pytest.mark.deriving
+def test_nodes_that_both_derive_hold_one_zscore_of_each(local_app, upstream_app, transport):
+    demo.load_demo(local_app.extensions["ilp"], TINY)
+    drain(local_app, transport)
+    local, upstream, _ = assert_in_step(local_app, upstream_app)
+
+    def zscores(resources):  # (kind, subject's NIK-less key: the day) of each z-score
+        return Counter(
+            (body["code"]["coding"][0]["code"], body["effectiveDateTime"][:10])
+            for (res_type, _), body in resources.items()
+            if res_type == "Observation" and "derivedFrom" in body
+        )
+
+    assert sum(zscores(local).values()) > 0
+    assert zscores(upstream) == zscores(local)  # the received ones, none derived again
 
 
 def test_an_update_and_a_delete_propagate(local_app, upstream_app, transport):

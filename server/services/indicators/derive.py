@@ -6,6 +6,10 @@ child's sex and birth date, and stores one Observation per z-score under an id m
 child and the day: writing the measurement again, or correcting the birth date, updates them
 in place; deleting the measurement deletes what no longer follows from it.  They are ordinary
 Observations: searchable, audited and synced upstream like any other (docs/indicators.md).
+
+A z-score of the same kind and day written by someone else (the node below, which derived it
+already; an EMR) is the child's z-score: the server then keeps none of its own of that kind,
+and derives it again when that one is deleted.  So a hierarchy of nodes holds one of each.
 """
 
 from __future__ import annotations
@@ -68,6 +72,15 @@ METHOD = {
 }
 
 
+EVENT_KINDS: dict[Indicator, str] = {"lhfa": "haz", "wfa": "waz", "wflh": "whz", "bfa": "baz"}
+_INDICATORS = {kind: indicator for indicator, kind in EVENT_KINDS.items()}
+
+
+def received(res_id: str, kind: str, patient_id: str, day: str) -> bool:
+    """Whether a z-score fact (``kind``) comes from a resource this server did not derive."""
+    return kind in _INDICATORS and res_id != derived_id(_INDICATORS[kind], patient_id, day)
+
+
 def derived_id(indicator: Indicator, patient_id: str, day: str) -> str:
     """The id of a child's z-score Observation of one day (stable, at most 64 characters)."""
     digest = hashlib.sha256(f"{patient_id}|{day}".encode()).hexdigest()[:24]
@@ -81,11 +94,16 @@ def derive(uow: UnitOfWork, patient_id: str, day: str) -> None:
     latest = {row.kind: row for row in store.measurements(uow.connection, patient_id, day)}
     sources = _contents(uow, latest)
     scores = _scores(uow, patient_id, day, latest)
+    others = {
+        row.kind
+        for row in store.zscores_of_day(uow.connection, patient_id, day)
+        if received(row.res_id, row.kind, patient_id, day)
+    }
     for indicator, (_, _, _, _, needs) in _DERIVED.items():
         res_id = derived_id(indicator, patient_id, day)
         value = scores.get(indicator)
         used = [sources[kind] for kind in needs if kind in sources]
-        if value is None or len(used) < len(needs):
+        if value is None or len(used) < len(needs) or EVENT_KINDS[indicator] in others:
             resources.delete_derived(uow, "Observation", res_id)
             continue
         resources.put_derived(uow, _observation(indicator, res_id, patient_id, value, used))

@@ -62,7 +62,8 @@ def wrote(
         rows = [_event_row(event, facility) for event in events]
         for patient, kind, day in store.replace_events(connection, resource_type, res_id, rows):
             pending.events.update((patient, month) for month in _months_counting(kind, day))
-            if kind in store.MEASUREMENT_KINDS and uow.memo.get("derive_growth", True):
+            again = kind in store.MEASUREMENT_KINDS or derive.received(res_id, kind, patient, day)
+            if again and uow.memo.get("derive_growth", True):
                 pending.measured.add((patient, day))
         if facility is not None and events and _kind_of(uow, pending, facility) == "posyandu":
             for event in events:
