@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from server.fhir.growth import z_scores
 from server.services import indicators
-from server.services.indicators import derive
+from server.services.indicators import derive, summary
 
 ILP = "https://fhir.ilp-gateway.id"
 ADMIN = "https://fhir.kemkes.go.id/r4/StructureDefinition/administrativeCode"
@@ -373,6 +373,15 @@ def test_derived_zscores_meet_their_profiles_and_are_queued_for_sync(loaded):
     assert queued == 3 * 4  # c1, c2, c5: four z-scores each
 
 
+def test_the_trend_leaves_months_without_records_empty(loaded):
+    weighed = dict(indicators.trend(loaded.extensions["ilp"], MONTH)["balita-ditimbang"])
+    assert list(weighed)[-1] == MONTH and len(weighed) == 12
+    assert weighed[MONTH].rate == pytest.approx(100 * 3 / 4)  # c1, c2, c5 of c1, c2, c3, c5
+    assert weighed["2026-06"].rate == 0  # m1's visit: a month with records, nobody weighed
+    assert weighed["2026-09"].rate is None  # no record at all: no 0 %
+    assert weighed["2025-11"].rate is None
+
+
 def test_a_write_makes_the_month_count_again(loaded):
     context = loaded.extensions["ilp"]
     assert values(indicators.overview(context, MONTH).rows[0])["balita-ditimbang"] == (2, 3)
@@ -445,9 +454,10 @@ def assert_counted_as_whole(context):
     select = sa.text("SELECT * FROM ind_summary ORDER BY month, village, posyandu, indicator")
     with context.engine.begin() as connection:
         kept = connection.execute(select).all()
+        counted = connection.execute(sa.text("SELECT month FROM ind_month")).scalars().all()
         connection.execute(sa.text("DELETE FROM ind_summary"))
         connection.execute(sa.text("DELETE FROM ind_month"))
-    indicators.trend(context, MONTH)
+    summary.refresh(context.engine, counted)
     with context.engine.connect() as connection:
         assert connection.execute(select).all() == kept
 
@@ -463,8 +473,8 @@ def test_registering_people_changes_the_counted_months_in_place(loaded):
     ):
         assert client.put(f"/fhir/Patient/{resource['id']}", json=resource).status_code < 300
     with context.engine.connect() as connection:
-        query = sa.text("SELECT count(*) FROM ind_change WHERE month <= :m")
-        assert connection.execute(query, {"m": MONTH}).scalar() == 0  # no desa to recount
+        query = sa.text("SELECT count(*) FROM ind_change NATURAL JOIN ind_month")
+        assert connection.execute(query).scalar() == 0  # no counted month's desa to recount
     october = desa_values(context)
     assert october[DESA_A]["balita-ditimbang"] == (2, 5)  # c1, c2 of c1, c2, c3, c4, c6
     assert october[DESA_B]["skrining-hipertensi"] == (1, 3)  # m2 of m2, a2, a3

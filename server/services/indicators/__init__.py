@@ -100,10 +100,14 @@ def trend(
     """Every indicator's value in ``area`` (None: all) for the ``count`` months to ``month``."""
     _check_month(month)
     span = month_range(month, count)
-    summary.refresh(context.engine, span)
+    with context.engine.connect() as connection:
+        have = set(store.months_with_data(connection))
+    # a month before the first record (or after the last) is a gap, not 0 % of those registered
+    counted = [m for m in span if m in have]
+    summary.refresh(context.engine, counted)
     with context.engine.connect() as connection:
         villages, posyandu = _Network.read(connection).cells_of(area)
-        rows = store.summed(connection, span, "none", villages, posyandu)
+        rows = store.summed(connection, counted, "none", villages, posyandu)
     found = {(row.month, row.indicator): _value(row) for row in rows}
     return {
         i.code: [(m, found.get((m, i.code), Value(0, None if i.is_count else 0))) for m in span]
