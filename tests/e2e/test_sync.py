@@ -59,8 +59,8 @@ CLIENT_ID = "puskesmas-526001"
 NO_NIK = f"has no NIK ({NIK}) to look up upstream"
 # a dateTime or instant with a time zone
 DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})")
-KILLS_ALONE, KILLS_TOGETHER = 10, 12  # SIGKILLs with one worker, then with two at once
-CRASH_OBSERVATIONS = 2000  # about 2,900 resources: enough to outlast the kills
+KILLS_ALONE, KILLS_TOGETHER = 6, 8  # SIGKILLs with one worker, then with two at once
+CRASH_OBSERVATIONS = 1200  # about 1,800 resources: enough to outlast the kills
 HOST = socket.gethostname()  # workers are named host:pid
 
 _R = Resource.__table__

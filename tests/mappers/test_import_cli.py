@@ -189,12 +189,14 @@ def test_a_terminal_gets_a_progress_bar_on_stderr(local, monkeypatch, capsys):
 
 
 def test_demo_export_with_import_stores_the_district_through_the_mappers(local, tmp_path, capsys):
-    assert cli.main(["demo", "export", str(tmp_path / "district"), "--import"]) == 0
+    district = str(tmp_path / "district")  # a third of the small preset
+    assert cli.main(["demo", "export", district, "--observations", "1000", "--import"]) == 0
     out = capsys.readouterr().out
     rows = {
         m[2]: int(m[1].replace(",", "")) for m in re.finditer(r": ([\d,]+) rows \((\S+)\)", out)
     }
-    assert len(rows) == 8 and out.count(" 0 rejected, ") == 8  # every format, no row refused
+    assert len(rows) == 8 and all(rows.values())  # every format, with rows
+    assert out.count(" 0 rejected, ") == 8  # no row refused
     visits = sum(n for name, n in rows.items() if name not in ("fasilitas", "sasaran"))
     total = {t: local.get(f"/fhir/{t}?_summary=count").get_json()["total"]
              for t in ("Patient", "Encounter")}  # fmt: skip
