@@ -251,7 +251,7 @@ def month_people(
     where = [_E.c.month == month, _E.c.kind.in_(kinds)]
     if villages is not None:  # by person and day (ix_ind_event_patient_day)
         where += [
-            _E.c.patient_id.in_(select(_P.c.patient_id).where(_P.c.village.in_(villages))),
+            _E.c.patient_id.in_(_people_of(villages)),
             _E.c.day >= f"{month}-01",
             _E.c.day <= f"{month}-31",
         ]
@@ -285,6 +285,11 @@ def month_people(
     return list(connection.execute(query))
 
 
+def _people_of(villages: Sequence[str]) -> Any:
+    """The ids of the people whose home desa is one of ``villages`` (a subquery)."""
+    return select(_P.c.patient_id).where(_P.c.village.in_(villages))
+
+
 def registered(
     connection: Connection,
     children_born: tuple[str, str],
@@ -313,8 +318,7 @@ def antenatal(
     ``window`` (first and last day), and ``first``, the earliest of them."""
     attending = select(_E.c.patient_id).where(_E.c.month == month, _E.c.kind == "anc")
     if villages is not None:
-        people = select(_P.c.patient_id).where(_P.c.village.in_(villages))
-        attending = attending.where(_E.c.patient_id.in_(people))
+        attending = attending.where(_E.c.patient_id.in_(_people_of(villages)))
     query = (
         select(
             _E.c.patient_id,

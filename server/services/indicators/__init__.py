@@ -25,6 +25,7 @@ from server.services.indicators.report import (
     Overview,
     Value,
 )
+from server.services.indicators.summary import month_range
 from server.storage import indicators as store
 
 if TYPE_CHECKING:  # resources records its writes here: import the context only for types
@@ -42,6 +43,7 @@ __all__ = [
     "children_at_risk",
     "count_all",
     "find_area",
+    "month_range",
     "months",
     "overview",
     "puskesmas",
@@ -57,21 +59,7 @@ def months(context: ServiceContext) -> list[str]:
 
 def count_all(context: ServiceContext) -> list[str]:
     """Count now every month holding data that is stale (after a bulk load); returns them."""
-    found = months(context)
-    with context.engine.connect() as connection:
-        stale = store.stale(connection, found)
-    summary.refresh(context.engine, stale)
-    return stale
-
-
-def month_range(month: str, count: int) -> list[str]:
-    """The ``count`` months ending at ``month``, oldest first."""
-    year, number = int(month[:4]), int(month[5:7])
-    found = []
-    for _ in range(count):
-        found.append(f"{year:04d}-{number:02d}")
-        year, number = (year, number - 1) if number > 1 else (year - 1, 12)
-    return found[::-1]
+    return summary.refresh(context.engine, months(context))
 
 
 def overview(

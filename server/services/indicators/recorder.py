@@ -114,9 +114,10 @@ def _settle(uow: UnitOfWork) -> None:
     # an event of a Patient not (yet) held counts nowhere; storing the Patient marks its months
     marks = {(month, people[p].village) for p, month in pending.events if p in people}
     registered: dict[str, Counter[tuple[Cell, str]]] = defaultdict(Counter)
+    computed: set[str] = set()
     if pending.people:
         store.lock_people(connection, shared=True)  # no month's first count in between
-    computed = store.computed_months(connection) if pending.people else set()
+        computed = store.computed_months(connection)
     for patient, before in pending.people.items():
         after = people.get(patient)
         if _registered_as(before) == _registered_as(after):
@@ -158,11 +159,8 @@ def _months_counting(kind: str, day: str) -> list[str]:
     also those whose pregnancy window (K4, K6) reaches back to it."""
     first = date.fromisoformat(day)
     last = first + timedelta(days=ANC_WINDOW_DAYS - 1) if kind == "anc" else first
-    year, month, months = first.year, first.month, []
-    while (year, month) <= (last.year, last.month):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year, month + 1) if month < 12 else (year + 1, 1)
-    return months
+    count = (last.year - first.year) * 12 + last.month - first.month + 1
+    return summary.month_range(last.isoformat()[:7], count)
 
 
 def _kind_of(uow: UnitOfWork, pending: _Pending, org_id: str) -> str | None:

@@ -25,9 +25,9 @@ Cell = tuple[str, str]  # (desa code, Posyandu id or "")
 _UNDER_FIVE_DAYS = 1827  # WHO: z-scores while age in days / 30.4375 < 60
 
 
-def refresh(engine: Engine, months: Sequence[str]) -> None:
+def refresh(engine: Engine, months: Sequence[str]) -> list[str]:
     """Recount those of ``months`` that are stale, each in its own transaction: the whole month
-    if it was never counted, else only the desa whose facts changed since."""
+    if it was never counted, else only the desa whose facts changed since.  Returns them."""
     with engine.connect() as connection:
         todo = store.stale(connection, months)
     for month in todo:
@@ -35,6 +35,7 @@ def refresh(engine: Engine, months: Sequence[str]) -> None:
             writing = connection.execution_options(ilp_write=True)  # SQLite: BEGIN IMMEDIATE
             with writing.begin():
                 _recount(writing, month)
+    return todo
 
 
 def _recount(connection: Any, month: str) -> None:
@@ -62,6 +63,16 @@ def under_five(born: date, on: date) -> bool:
     return born <= on and age_in_days(born, on) < _UNDER_FIVE_DAYS
 
 
+def month_range(month: str, count: int) -> list[str]:
+    """The ``count`` months ending at ``month``, oldest first."""
+    year, number = int(month[:4]), int(month[5:7])
+    found = []
+    for _ in range(count):
+        found.append(f"{year:04d}-{number:02d}")
+        year, number = (year, number - 1) if number > 1 else (year - 1, 12)
+    return found[::-1]
+
+
 def month_end(month: str) -> date:
     year, number = int(month[:4]), int(month[5:7])
     return date(year, number, calendar.monthrange(year, number)[1])
@@ -70,13 +81,22 @@ def month_end(month: str) -> date:
 def registration(month: str, birth_date: str | None, cell: Cell) -> Counter[tuple[Cell, str]]:
     """What a person born on ``birth_date`` adds to ``month``'s denominators of registered
     people in ``cell``, as count_month counts them (the rest depends on their events)."""
-    child_after, until, adult_by = _born(month)
+    child, adult = _registered_as(birth_date, _born(month))
     found: Counter[tuple[Cell, str]] = Counter()
-    if birth_date is not None and child_after < birth_date <= until:
+    if child:
         found[(cell, "balita-ditimbang")] = 1
-    if birth_date is not None and birth_date <= adult_by:
+    if adult:
         found[(cell, "skrining-hipertensi")] = found[(cell, "skrining-diabetes")] = 1
     return found
+
+
+def _registered_as(birth_date: str | None, born: tuple[str, str, str]) -> tuple[bool, bool]:
+    """Whether someone born on ``birth_date`` counts as a child under five, and as an adult,
+    with the cut-offs of _born()."""
+    if birth_date is None:
+        return False, False
+    child_after, until, adult_by = born
+    return child_after < birth_date <= until, birth_date <= adult_by
 
 
 def _born(month: str) -> tuple[str, str, str]:
@@ -96,7 +116,8 @@ def count_month(
 ) -> list[dict[str, Any]]:
     """The summary rows of ``month`` (of ``villages``; None: all): one per cell and indicator
     with anything to count."""
-    child_after, until, adult_by = _born(month)
+    born = _born(month)
+    child_after, until, adult_by = born
     numerators: dict[tuple[Cell, str], int] = Counter()
     denominators: dict[tuple[Cell, str], int] = Counter()
     home_visits: Counter[Cell] = Counter()
@@ -117,10 +138,10 @@ def count_month(
             denominators[(place, code)] += 1
             numerators[(place, code)] += hit
 
-        born = person.birth_date
-        if born is not None and child_after < born <= until and person.n_weight:
+        child, adult = _registered_as(person.birth_date, born)
+        if child and person.n_weight:
             numerators[(place, "balita-ditimbang")] += 1  # counted in by registered()
-        if born is not None and born <= adult_by:
+        if adult:
             numerators[(place, "skrining-hipertensi")] += person.n_bp > 0
             numerators[(place, "skrining-diabetes")] += person.n_glucose > 0
         if person.haz is not None:
